@@ -166,8 +166,6 @@ _SWITCH_DEFAULTS: dict[str, tuple[float, str]] = {
     "gateway": (5.0, "allowance for one stage-variable update plus read-back"),
     "logic": (2.0, "allowance for one conditional pointer write plus read-back"),
     "data:dynamodb": (2.0, "pointer write only: the replica table is already writable"),
-    "data:aurora-postgres": (60.0, "Aurora Global Database: promote secondary in under 1 minute"),
-    "data:aurora-mysql": (60.0, "Aurora Global Database: promote secondary in under 1 minute"),
     "data:postgres": (600.0, "RDS cross-region read replica promotion takes minutes"),
     "data:mysql": (600.0, "RDS cross-region read replica promotion takes minutes"),
     "data:tencent:mysql": (
@@ -251,8 +249,7 @@ def _rpo(spec: TopologySpec) -> list[RpoBudget]:
                              Figure(1.0, "DynamoDB global tables: usually under 1 s, "
                                          "no guarantee, last writer wins"), False, t.rpo_s))
     elif engine in SQL_ENGINES:
-        kind = "Aurora Global Database" if engine.startswith("aurora") else "cross-region replica"
-        out.append(RpoBudget("database", f"{kind} (async) with lag guard",
+        out.append(RpoBudget("database", "cross-region replica (async) with lag guard",
                              Figure(db.max_lag_s, "database.max_lag_s: the data monitor never "
                                                   "promotes a replica lagging more"), True,
                              t.rpo_s))

@@ -1,0 +1,226 @@
+"""Shared AWS deploy-time helpers: names, least-privilege policy documents, functions.
+
+Policy documents are plain data built from a list of ``Statement`` so tests (and the policy
+pack) can read them without AWS. Every statement names resources; the only ``*`` resources
+are the cases AWS offers no narrower resource for, each listed in ``WILDCARD_EXCEPTIONS``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+PACKAGE = "standby"
+#: CloudWatch namespace every monitor publishes to; PutMetricData is scoped to it by condition.
+METRIC_NAMESPACE = "Standby"
+
+#: Actions AWS only authorises on Resource "*"; each with the reason and the narrowing we use.
+WILDCARD_EXCEPTIONS: dict[str, str] = {
+    "cloudwatch:PutMetricData": (
+        "no resource-level permissions exist; narrowed by the cloudwatch:namespace condition"
+    ),
+    "ec2:CreateNetworkInterface": (
+        "Lambda VPC attachment: ENIs are created before their ARN exists (same as the "
+        "AWSLambdaVPCAccessExecutionRole managed policy)"
+    ),
+    "ec2:DescribeNetworkInterfaces": "Describe* calls support no resource-level permissions",
+    "ec2:DeleteNetworkInterface": "Lambda VPC attachment (see ec2:CreateNetworkInterface)",
+    "ec2:AssignPrivateIpAddresses": "Lambda VPC attachment (see ec2:CreateNetworkInterface)",
+    "ec2:UnassignPrivateIpAddresses": "Lambda VPC attachment (see ec2:CreateNetworkInterface)",
+}
+
+RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
+PACKAGE_INIT = Path(__file__).resolve().parent.parent / "__init__.py"
+RUNTIME_PYTHON = "python3.12"
+
+
+@dataclass
+class Statement:
+    actions: list[str]
+    resources: list[Any]
+    """Strings or ``pulumi.Output[str]``."""
+    condition: dict[str, Any] | None = None
+    sid: str | None = None
+
+
+@dataclass
+class PolicyBuilder:
+    statements: list[Statement] = field(default_factory=list)
+
+    def allow(
+        self,
+        actions: list[str],
+        resources: list[Any],
+        condition: dict[str, Any] | None = None,
+    ) -> PolicyBuilder:
+        if not resources:
+            return self
+        for action in actions:
+            if "*" in action:
+                raise ValueError(f"wildcard action {action!r} is not allowed")
+        if "*" in resources:
+            bad = [a for a in actions if a not in WILDCARD_EXCEPTIONS]
+            if bad:
+                raise ValueError(f"resource '*' is only allowed for {sorted(WILDCARD_EXCEPTIONS)}")
+        self.statements.append(Statement(sorted(set(actions)), resources, condition))
+        return self
+
+    def document(self) -> pulumi.Output[str]:
+        def render(resolved: list[list[str]]) -> str:
+            stmts = []
+            for st, res in zip(self.statements, resolved, strict=True):
+                body: dict[str, Any] = {
+                    "Effect": "Allow",
+                    "Action": st.actions,
+                    "Resource": sorted(set(res)),
+                }
+                if st.condition:
+                    body["Condition"] = st.condition
+                stmts.append(body)
+            return json.dumps({"Version": "2012-10-17", "Statement": stmts}, sort_keys=True)
+
+        return pulumi.Output.all(*[pulumi.Output.all(*s.resources) for s in self.statements]).apply(
+            lambda parts: render([list(p) for p in parts])
+        )
+
+
+def assume_role_policy(service: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": service},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )
+
+
+def log_group_arn(region: str, account: pulumi.Input[str], function_name: str) -> pulumi.Output[str]:
+    return pulumi.Output.concat(
+        "arn:aws:logs:", region, ":", account, ":log-group:/aws/lambda/", function_name, ":*"
+    )
+
+
+def runtime_archive() -> pulumi.AssetArchive:
+    """The package's run-time code, zipped into wrapper and monitor functions.
+
+    Only ``components/__init__.py`` (lazy, imports nothing) and ``components/runtime`` go in:
+    the run-time code never imports ``pulumi``.
+    """
+    return pulumi.AssetArchive(
+        {
+            "components/__init__.py": pulumi.FileAsset(str(PACKAGE_INIT)),
+            "components/runtime": pulumi.FileArchive(str(RUNTIME_DIR)),
+        }
+    )
+
+
+@dataclass
+class FunctionParts:
+    function: aws.lambda_.Function
+    role: aws.iam.Role
+    policy: aws.iam.RolePolicy
+
+
+def lambda_function(
+    name: str,
+    *,
+    function_name: str,
+    region: str,
+    account: pulumi.Input[str],
+    code: pulumi.Archive,
+    handler: str,
+    runtime: str,
+    memory_mb: int,
+    timeout_s: int,
+    env: dict[str, pulumi.Input[str]],
+    policy: PolicyBuilder,
+    parent: pulumi.Resource,
+    provider: pulumi.ProviderResource,
+    vpc: dict[str, Any] | None = None,
+    opts_extra: pulumi.ResourceOptions | None = None,
+    tags: dict[str, str] | None = None,
+) -> FunctionParts:
+    """A function with its own role, its own inline policy and its own log group.
+
+    The log group is created by us (with retention) so the role never needs
+    ``logs:CreateLogGroup``, and log permissions name this one group.
+    """
+    opts = pulumi.ResourceOptions(parent=parent, provider=provider)
+    role = aws.iam.Role(
+        f"{name}-role",
+        assume_role_policy=assume_role_policy("lambda.amazonaws.com"),
+        tags=tags,
+        opts=opts,
+    )
+    log_group = aws.cloudwatch.LogGroup(
+        f"{name}-logs",
+        name=f"/aws/lambda/{function_name}",
+        retention_in_days=30,
+        tags=tags,
+        opts=opts,
+    )
+    policy.allow(
+        ["logs:CreateLogStream", "logs:PutLogEvents"],
+        [log_group_arn(region, account, function_name)],
+    )
+    if vpc is not None:
+        policy.allow(
+            [
+                "ec2:CreateNetworkInterface",
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DeleteNetworkInterface",
+                "ec2:AssignPrivateIpAddresses",
+                "ec2:UnassignPrivateIpAddresses",
+            ],
+            ["*"],
+        )
+    role_policy = aws.iam.RolePolicy(
+        f"{name}-policy", role=role.id, policy=policy.document(), opts=opts
+    )
+    fn_opts = pulumi.ResourceOptions(
+        parent=parent, provider=provider, depends_on=[log_group, role_policy]
+    )
+    if opts_extra is not None:
+        fn_opts = pulumi.ResourceOptions.merge(fn_opts, opts_extra)
+    function = aws.lambda_.Function(
+        name,
+        name=function_name,
+        role=role.arn,
+        runtime=runtime,
+        handler=handler,
+        code=code,
+        memory_size=memory_mb,
+        timeout=timeout_s,
+        environment={"variables": env},
+        vpc_config=vpc,
+        tags=tags,
+        opts=fn_opts,
+    )
+    return FunctionParts(function, role, role_policy)
+
+
+def fn_name(*parts: str) -> str:
+    """Lambda function names are at most 64 characters: fail early with a clear message."""
+    name = "-".join(parts)
+    if len(name) > 64:
+        raise ValueError(
+            f"function name {name!r} is {len(name)} characters; AWS allows 64. "
+            "Shorten the topology `name`."
+        )
+    return name
+
+
+def region_short(region: str) -> str:
+    """us-east-1 -> use1: keeps generated names under AWS length limits."""
+    parts = region.split("-")
+    return "".join(p[0] for p in parts[:-1]) + parts[-1]

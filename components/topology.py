@@ -1,0 +1,123 @@
+"""``ActiveStandbyTopology``: the whole multi-layer topology as one ComponentResource.
+
+Providers are injected (one per region, plus the one Route 53 calls go through), never
+created inside, so a program controls credentials, assume-role and default tags.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+
+from components.budget import Budget, check_budget
+from components.errors import StandbyError
+from components.spec import LAYERS, TopologySpec
+
+
+class ActiveStandbyTopology(pulumi.ComponentResource):
+    """DNS -> gateway -> logic -> wrapper -> database/storage, primary and standby, with a
+    monitor per layer per region wired to switch that layer.
+
+    Outputs: ``public_url``, ``pointers`` (where each layer's active side lives),
+    ``monitors`` (layer -> region -> function name), ``alert_topics`` (region -> SNS ARN),
+    ``dashboard_url`` and ``budget`` (the RTO/RPO budget as data).
+    """
+
+    public_url: pulumi.Output[str]
+    pointers: pulumi.Output[dict[str, object]]
+    monitors: pulumi.Output[dict[str, dict[str, str]]]
+    alert_topics: pulumi.Output[dict[str, str]]
+    dashboard_url: pulumi.Output[str]
+    budget: Budget
+
+    def __init__(
+        self,
+        name: str,
+        spec: TopologySpec,
+        providers: dict[str, aws.Provider],
+        *,
+        dns_provider: aws.Provider | None = None,
+        secret_values: dict[str, pulumi.Output[str]] | None = None,
+        project_dir: Path | str = ".",
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        # Everything that can be wrong with the input fails here, before any resource exists.
+        self.budget = check_budget(spec)
+        missing = [r for r in spec.all_regions if r not in providers]
+        if missing:
+            raise StandbyError(
+                f"providers: no provider for region(s) {', '.join(missing)}; pass one "
+                f"aws.Provider per region of the topology ({', '.join(spec.all_regions)})"
+            )
+        if spec.cloud != "aws":
+            raise StandbyError(
+                f"cloud: {spec.cloud!r} components are not available in this version; "
+                "allowed: aws"
+            )
+        needed = _secret_keys(spec)
+        secret_values = secret_values or {}
+        absent = sorted(k for k in needed if k not in secret_values)
+        if absent:
+            raise StandbyError(
+                f"secret_values: no value for secret config key(s) {', '.join(absent)}"
+            )
+        super().__init__("standby:index:ActiveStandbyTopology", name, None, opts)
+        from components.aws.topology import AwsTopology
+
+        built = AwsTopology(
+            self,
+            name,
+            spec,
+            providers,
+            dns_provider or providers[spec.all_regions[0]],
+            secret_values,
+            Path(project_dir),
+        )
+        self.public_url = pulumi.Output.from_input(f"https://{spec.domain}")
+        self.monitors = pulumi.Output.from_input(
+            {
+                layer: {r: m.function_name for r, m in built.monitors[layer].items()}
+                for layer in LAYERS
+            }
+        )
+        self.pointers = pulumi.Output.from_input(
+            {
+                "dns": {
+                    "health_check": "Route 53 calculated health checks (force/veto alarms)",
+                    "direct": "Route 53 record (UPSERT by the DNS monitor)",
+                }[spec.dns.mode],
+                "gateway": {
+                    r: pulumi.Output.concat(gw.api_id, "/", gw.stage_name)
+                    for r, gw in built.gateways.items()
+                },
+                "logic": {r: pulumi.Output.concat(t.name, "#wrapper")
+                          for r, t in built.pointers.tables.items()},
+                "data": {r: pulumi.Output.concat(t.name, "#data")
+                         for r, t in built.pointers.tables.items()},
+            }
+        )
+        self.alert_topics = pulumi.Output.from_input(
+            {r: t.arn for r, t in built.control.alert_topics.items()}
+        )
+        self.dashboard_url = built.dashboard_url()
+        self.state_table = built.control.state_table.name
+        self.register_outputs(
+            {
+                "public_url": self.public_url,
+                "pointers": self.pointers,
+                "monitors": self.monitors,
+                "alert_topics": self.alert_topics,
+                "dashboard_url": self.dashboard_url,
+            }
+        )
+
+
+def _secret_keys(spec: TopologySpec) -> set[str]:
+    keys = {h.url.config for h in spec.alerting.webhooks if h.url.config}
+    for region in spec.all_regions:
+        keys |= {
+            ref.config for ref in spec.for_region(region).logic.secret_env.values() if ref.config
+        }
+    return {k for k in keys if k}
