@@ -28,6 +28,22 @@ class Registration:
     custom: bool
     provider_urn: str | None
     region: str | None = None
+    ignore_changes: list[str] = field(default_factory=list)
+
+
+_SIG_KEY = "4dabf18193072939515e22adb298388d"  # Pulumi's special signature key
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # ... and its value for secrets
+
+
+def mask_secrets(value: Any) -> Any:
+    """Replace every secret-wrapped value with ``[secret]`` so a plan never shows one."""
+    if isinstance(value, dict):
+        if value.get(_SIG_KEY) == _SECRET_SIG:
+            return "[secret]"
+        return {k: mask_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_secrets(v) for v in value]
+    return value
 
 
 def _hex(seed: str, n: int = 8) -> str:
@@ -40,12 +56,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.resources: list[Registration] = []
         self.by_urn: dict[str, Registration] = {}
         self.provider_regions: dict[str, str] = {}
-        self._pending_parent: dict[tuple[str, str], tuple[str, bool, str | None]] = {}
+        self._pending_parent: dict[tuple[str, str], tuple[str, bool, str | None, list[str]]] = {}
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     # The MockMonitor subclass below tells us parent/custom/provider before new_resource runs.
-    def note_request(self, type_: str, name: str, parent: str, custom: bool, provider: str | None) -> None:  # noqa: E501
-        self._pending_parent[(type_, name)] = (parent, custom, provider)
+    def note_request(
+        self, type_: str, name: str, parent: str, custom: bool, provider: str | None,
+        ignore_changes: list[str],
+    ) -> None:
+        self._pending_parent[(type_, name)] = (parent, custom, provider, ignore_changes)
 
     def region_of(self, provider_ref: str | None) -> str | None:
         if not provider_ref:
@@ -55,8 +74,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return self.provider_regions.get(key)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:  # noqa: E501
-        parent, custom, provider = self._pending_parent.pop((args.typ, args.name), ("", True, None))
-        inputs = dict(args.inputs)
+        parent, custom, provider, ignore = self._pending_parent.pop(
+            (args.typ, args.name), ("", True, None, [])
+        )
+        inputs = mask_secrets(dict(args.inputs))
         if args.typ.startswith("pulumi:providers:"):
             region = str(inputs.get("region", self.default_region))
             rid = f"{args.name}-provider-id"
@@ -68,6 +89,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         reg = Registration(
             urn="", type=args.typ, name=args.name, inputs=inputs, outputs=outputs,
             parent=parent, custom=custom, provider_urn=provider, region=region,
+            ignore_changes=ignore,
         )
         self.resources.append(reg)
         return rid, outputs
@@ -201,7 +223,7 @@ class RecordingMonitor(MockMonitor):
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         self.mocks.note_request(
             request.type, request.name, request.parent, bool(request.custom),
-            request.provider or None,
+            request.provider or None, list(request.ignoreChanges),
         )
         response = super().RegisterResource(request)
         reg = next(

@@ -1,0 +1,29 @@
+"""The run-time subpackage is zipped into cloud functions: it must not need pulumi."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_runtime_imports_without_pulumi() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['pulumi'] = None  # any import of pulumi now raises ImportError\n"
+        "sys.modules['pulumi_aws'] = None\n"
+        "import components.runtime, components\n"
+        "assert 'pulumi' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+        "print('ok')\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "ok"
+
+
+def test_runtime_sources_never_mention_pulumi_imports() -> None:
+    for path in (ROOT / "components" / "runtime").rglob("*.py"):
+        text = path.read_text()
+        assert "import pulumi" not in text and "from pulumi" not in text, path

@@ -1,0 +1,209 @@
+"""The topology spec: valid examples, exact error messages, and generated configs."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from components.errors import SpecError
+from components.spec import TopologySpec, parse_spec
+from tests.conftest import EXAMPLE_STACKS, example_raw, minimal_raw
+
+
+@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
+def test_example_stacks_are_valid(stack: str) -> None:
+    spec = parse_spec(example_raw(stack))
+    assert len(spec.all_regions) >= 2
+    for group in spec.region_groups:
+        assert group.primary != group.standby
+
+
+def test_simple_mode_becomes_one_group_on_the_default_line() -> None:
+    spec = parse_spec(minimal_raw())
+    [group] = spec.region_groups
+    assert (group.name, group.primary, group.standby, group.lines) == (
+        "main", "us-east-1", "us-west-2", ["default"])
+    assert spec.db_engine == "dynamodb" and spec.gateway_kind == "rest"
+    assert spec.runtime == "python3.12"
+    assert spec.domain == "api.example.com"
+
+
+def test_monitor_defaults_are_inherited_and_layer_values_win() -> None:
+    raw = minimal_raw()
+    raw["monitor"] = {"defaults": {"failure_threshold": 5, "cooldown_s": 60},
+                      "data": {"cooldown_s": 1800}}
+    spec = parse_spec(raw)
+    assert spec.monitor.gateway.failure_threshold == 5
+    assert spec.monitor.gateway.cooldown_s == 60
+    assert spec.monitor.data.cooldown_s == 1800
+    assert spec.monitor.data.failure_threshold == 5
+
+
+def test_region_overrides_deep_merge() -> None:
+    raw = minimal_raw()
+    raw["logic"]["env"] = {"A": "1", "B": "2"}
+    raw["overrides"] = {"us-west-2": {"logic": {"memory_mb": 512, "env": {"B": "west"}},
+                                      "monitor": {"gateway": {"interval_s": 30}}}}
+    spec = parse_spec(raw)
+    west = spec.for_region("us-west-2")
+    east = spec.for_region("us-east-1")
+    assert west.logic.memory_mb == 512 and east.logic.memory_mb == 256
+    assert west.logic.env == {"A": "1", "B": "west"}
+    assert west.monitor.gateway.interval_s == 30 and east.monitor.gateway.interval_s == 10
+    assert west.logic.handler == east.logic.handler
+
+
+def test_built_directly_in_python() -> None:
+    spec = TopologySpec.model_validate(minimal_raw())
+    assert spec.name == "shop"
+
+
+def _set(raw: dict[str, Any], path: str, value: Any) -> None:
+    parts = path.split(".")
+    cur = raw
+    for part in parts[:-1]:
+        cur = cur.setdefault(part, {})
+    cur[parts[-1]] = value
+
+
+BAD_CASES = [
+    ("monitor.dns.failure_threshold", 0, "monitor.dns.failure_threshold: 0 is not in 1..10"),
+    ("monitor.gateway.failure_threshold", 11, "monitor.gateway.failure_threshold: 11 is not in 1..10"),  # noqa: E501
+    ("cloud", "gcp", "cloud: 'gcp' is not allowed; allowed: aws, tencent"),
+    ("monitor.logic.failback", "sometimes", "monitor.logic.failback: 'sometimes' is not allowed; allowed: auto, manual"),  # noqa: E501
+    ("monitor.dns.failure_treshold", 3, "monitor.dns: unknown key 'failure_treshold' (did you mean 'failure_threshold'?)"),  # noqa: E501
+    ("dns.zone", "Example..com", "dns.zone: 'Example..com' is not a lowercase DNS name like api.example.com"),  # noqa: E501
+    ("logic.memory_mb", 64, "logic.memory_mb: 64 is not in 128..10240"),
+    ("logic.memory_mb", "256", "logic.memory_mb: '256' is not an integer"),
+    ("logic.runtime", "python2.7", "logic.runtime: 'python2.7' is not available on aws; allowed: python3.10"),  # noqa: E501
+    ("database.engine", "oracle", "database.engine: 'oracle' is not available on aws; allowed: dynamodb, postgres, mysql"),  # noqa: E501
+    ("monitor.dns.interval_s", 15, "monitor.dns.interval_s: 15 is not allowed with dns.mode health_check (Route 53 health checks); allowed: 10, 30"),  # noqa: E501
+    ("monitor.gateway.quorum", 3, "monitor.gateway.quorum: 3 is more than the 2 vantage points"),
+    ("alerting.webhooks", [{"kind": "slack", "url": "https://hooks.slack.com/x"}], "alerting.webhooks[0].url: plaintext secrets are not allowed"),  # noqa: E501
+    ("alerting.webhooks", [{"kind": "slack", "url": {"secure": "v1:abc"}}], "alerting.webhooks[0].url: a secure value inside the topology object"),  # noqa: E501
+    ("alerting.sms", ["13800000000"], "alerting.sms[0]: '13800000000' is not a phone number in E.164 form"),  # noqa: E501
+    ("logic.env", {"DB_PASSWORD": "hunter2"}, "logic.env.DB_PASSWORD: looks like a secret in plaintext"),  # noqa: E501
+    ("targets.rto_s", 0, "targets.rto_s: 0 is not in 1..86400"),
+    ("overrides", {"eu-west-9": {}}, "overrides.eu-west-9: 'eu-west-9' is not a region of this topology; allowed: us-east-1, us-west-2"),  # noqa: E501
+    ("overrides", {"us-west-2": {"logic": {"memory_mb": 1}}}, "overrides.us-west-2.logic.memory_mb: 1 is not in 128..10240"),  # noqa: E501
+    ("overrides", {"us-west-2": {"dns": {}}}, "overrides.us-west-2: unknown key 'dns'"),
+    ("database.engine", "postgres", "database.network.us-east-1: required for engine 'postgres'"),
+    ("dns.mode", "sometimes", "dns.mode: 'sometimes' is not allowed; allowed: health_check, direct"),  # noqa: E501
+]
+
+
+@pytest.mark.parametrize(("path", "value", "message"), BAD_CASES, ids=[c[2][:40] for c in BAD_CASES])  # noqa: E501
+def test_bad_value_names_path_value_and_allowed(path: str, value: Any, message: str) -> None:
+    raw = minimal_raw()
+    _set(raw, path, value)
+    with pytest.raises(SpecError) as info:
+        parse_spec(raw)
+    assert any(str(p).startswith(message) for p in info.value.problems), info.value.problems
+
+
+def test_standby_equal_to_primary() -> None:
+    raw = minimal_raw()
+    raw["regions"][1]["name"] = "us-east-1"
+    with pytest.raises(SpecError) as info:
+        parse_spec(raw)
+    assert [str(p) for p in info.value.problems] == [
+        "regions[1].name: 'us-east-1': standby region must differ from the primary region"]
+
+
+def test_missing_required_and_both_modes() -> None:
+    raw = minimal_raw()
+    del raw["targets"]
+    with pytest.raises(SpecError, match=r"targets: is required but missing"):
+        parse_spec(raw)
+    raw = minimal_raw()
+    raw["groups"] = [{"name": "alpha", "primary": "us-east-1", "standby": "us-west-2",
+                      "lines": ["default"]}]
+    with pytest.raises(SpecError, match=r"regions: give exactly one of `regions`"):
+        parse_spec(raw)
+
+
+def test_nearby_groups_rules() -> None:
+    raw = minimal_raw()
+    del raw["regions"]
+    raw["groups"] = [
+        {"name": "alpha", "primary": "us-east-1", "standby": "us-west-2", "lines": ["latency"]},
+        {"name": "beta", "primary": "eu-west-1", "standby": "eu-central-1", "lines": ["geo:EU"]},
+    ]
+    with pytest.raises(SpecError, match="either every group uses the 'latency' line"):
+        parse_spec(raw)
+    raw["groups"][1]["lines"] = ["geo:XX"]
+    with pytest.raises(SpecError, match=r"groups\[1\].lines\[0\]: 'geo:XX' is not a aws DNS line"):
+        parse_spec(raw)
+
+
+def test_tencent_lines_and_modes() -> None:
+    raw = minimal_raw()
+    raw["cloud"] = "tencent"
+    del raw["regions"]
+    raw["groups"] = [
+        {"name": "south", "primary": "ap-guangzhou", "standby": "ap-shanghai",
+         "lines": ["默认", "电信"]},
+        {"name": "east", "primary": "ap-shanghai", "standby": "ap-guangzhou", "lines": ["联通"]},
+    ]
+    raw["dns"]["mode"] = "direct"
+    spec = parse_spec(raw)
+    assert spec.gateway_kind == "scf_domain" and spec.db_engine == "mysql"
+    raw["dns"]["mode"] = "health_check"
+    with pytest.raises(SpecError, match="dns.mode: 'health_check' is not available on tencent"):
+        parse_spec(raw)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    raw = minimal_raw()
+    raw["monitor"] = {"dns": {"failure_threshold": 0}, "gateway": {"recovery_threshold": 99}}
+    with pytest.raises(SpecError) as info:
+        parse_spec(raw)
+    paths = {p.path for p in info.value.problems}
+    assert {"monitor.dns.failure_threshold", "monitor.gateway.recovery_threshold"} <= paths
+
+
+def test_not_a_mapping() -> None:
+    with pytest.raises(SpecError, match="expected a mapping, got list"):
+        parse_spec([1, 2])
+
+
+# -- generated configs: either valid, or only the documented error -------------------------
+
+_PATHS = [
+    "monitor.dns.failure_threshold", "monitor.gateway.interval_s", "monitor.data.quorum",
+    "monitor.logic.timeout_s", "monitor.defaults.cooldown_s", "dns.ttl_s", "dns.mode",
+    "logic.memory_mb", "logic.timeout_s", "wrapper.pointer_cache_s", "database.engine",
+    "database.max_lag_s", "storage.rtc", "targets.rto_s", "targets.rpo_s", "cloud", "name",
+    "gateway.kind", "monitor.dns.failback", "logic.handler",
+]
+_VALUES = st.one_of(
+    st.integers(-5, 100_000), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12), st.booleans(), st.none(),
+    st.sampled_from(["aws", "tencent", "auto", "manual", "direct", "health_check", "rest",
+                     "dynamodb", "postgres", "main.handler"]),
+    st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),  # noqa: E501
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(_PATHS), _VALUES), min_size=1, max_size=4))
+def test_generated_configs_validate_or_raise_spec_error(edits: list[tuple[str, Any]]) -> None:
+    raw = copy.deepcopy(minimal_raw())
+    for path, value in edits:
+        _set(raw, path, value)
+    try:
+        spec = parse_spec(raw)
+    except SpecError as exc:
+        assert exc.problems
+        for problem in exc.problems:
+            assert problem.reason
+            top = problem.path.split(".")[0].split("[")[0]
+            assert top in TopologySpec.model_fields, problem  # names a real config path
+        return
+    # A valid spec is internally consistent.
+    assert spec.monitor.dns.failure_threshold in range(1, 11)
+    assert 1 <= spec.targets.rto_s <= 86400
