@@ -188,13 +188,14 @@ def _detection(spec: TopologySpec, layer: Layer, m: MonitorSettings) -> Figure:
     cloud = spec.cloud
     p = f"monitor.{layer}"
     if layer == "dns" and spec.dns.mode == "health_check":
-        seconds = m.interval_s * m.failure_threshold
+        seconds: float = m.interval_s * m.failure_threshold
         return Figure(
             float(seconds),
             f"{p}.interval_s ({m.interval_s}) x {p}.failure_threshold ({m.failure_threshold}): "
             "Route 53 health checkers",
         )
     floor = SCHEDULER_FLOOR_S[cloud]
+    interval: float
     if m.interval_s < floor:
         interval = m.interval_s
         how = f"probing in a loop inside each invocation ({cloud} scheduler floor {floor} s)"

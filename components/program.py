@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
-
 from pulumi.runtime.config import get_config
 
 from components.errors import BudgetError, SpecError

@@ -111,12 +111,12 @@ def _matches(pattern: str, what: str) -> Callable[[str], str]:
     return check
 
 
-def IntIn(lo: int, hi: int) -> Any:  # noqa: N802 - reads like a type
-    return Annotated[int, Field(strict=True), AfterValidator(_in_range(lo, hi))]
+STRICT = Field(strict=True)
 
 
-def FloatIn(lo: float, hi: float) -> Any:  # noqa: N802
-    return Annotated[float, Field(strict=True), AfterValidator(_in_range(lo, hi))]
+def rng(lo: float, hi: float) -> AfterValidator:
+    """Range check whose error reads ``0 is not in 1..10``."""
+    return AfterValidator(_in_range(lo, hi))
 
 
 Slug = Annotated[
@@ -136,7 +136,10 @@ Hostname = Annotated[
 ]
 Email = Annotated[str, AfterValidator(_matches(r"[^@\s]+@[^@\s]+\.[^@\s]+", "an email address"))]
 Phone = Annotated[
-    str, AfterValidator(_matches(r"\+[1-9]\d{6,14}", "a phone number in E.164 form (+8613800000000)"))
+    str,
+    AfterValidator(
+        _matches(r"\+[1-9]\d{6,14}", "a phone number in E.164 form (+8613800000000)")
+    ),
 ]
 EnvName = Annotated[
     str, AfterValidator(_matches(r"[A-Za-z_][A-Za-z0-9_]{0,127}", "an environment variable name"))
@@ -253,8 +256,8 @@ class LogicSpec(_Strict):
         "main.handler"
     )
     runtime: str | None = None
-    memory_mb: IntIn(128, 10240) = 256
-    timeout_s: IntIn(1, 900) = 10
+    memory_mb: Annotated[int, STRICT, rng(128, 10240)] = 256
+    timeout_s: Annotated[int, STRICT, rng(1, 900)] = 10
     env: dict[EnvName, str] = Field(default_factory=dict)
     secret_env: dict[EnvName, SecretRef] = Field(default_factory=dict)
     standby_version: Literal["same", "pinned"] = "same"
@@ -278,9 +281,9 @@ class LogicSpec(_Strict):
 
 
 class WrapperSpec(_Strict):
-    memory_mb: IntIn(128, 10240) = 256
-    timeout_s: IntIn(1, 900) = 10
-    pointer_cache_s: IntIn(0, 60) = 5
+    memory_mb: Annotated[int, STRICT, rng(128, 10240)] = 256
+    timeout_s: Annotated[int, STRICT, rng(1, 900)] = 10
+    pointer_cache_s: Annotated[int, STRICT, rng(0, 60)] = 5
     """How long callers cache the active-side pointer; adds to the switch's propagation."""
 
 
@@ -291,13 +294,13 @@ class NetworkSpec(_Strict):
 
 class DatabaseSpec(_Strict):
     engine: str | None = None
-    """aws: dynamodb (default), postgres, mysql (RDS with a cross-region replica); tencent: mysql."""
+    """aws: dynamodb (default), postgres or mysql (RDS + cross-region replica); tencent: mysql."""
     name: Annotated[str, AfterValidator(_matches(r"[A-Za-z][A-Za-z0-9_]{0,62}", "an identifier"))] = "app"  # noqa: E501
     instance_class: str = "db.t4g.medium"
-    storage_gb: IntIn(20, 65536) = 20
+    storage_gb: Annotated[int, STRICT, rng(20, 65536)] = 20
     replica: bool = True
     """Cross-region replica (SQL) or replica table (DynamoDB) in the standby region."""
-    max_lag_s: FloatIn(0, 3600) = 5.0
+    max_lag_s: Annotated[float, STRICT, rng(0, 3600)] = 5.0
     """Lag guard: the data monitor never promotes a replica lagging more than this."""
     primary_region: str | None = None
     """Defaults to the first group's primary region."""
@@ -318,18 +321,18 @@ class StorageSpec(_Strict):
 
 
 class MonitorSettings(_Strict):
-    interval_s: IntIn(1, 300) = 10
+    interval_s: Annotated[int, STRICT, rng(1, 300)] = 10
     """Probe interval. Below the scheduler floor the monitor probes in a loop per invocation."""
-    timeout_s: FloatIn(0.1, 30) = 2.0
-    failure_threshold: IntIn(1, 10) = 3
-    recovery_threshold: IntIn(1, 20) = 5
-    cooldown_s: IntIn(0, 86400) = 300
+    timeout_s: Annotated[float, STRICT, rng(0.1, 30)] = 2.0
+    failure_threshold: Annotated[int, STRICT, rng(1, 10)] = 3
+    recovery_threshold: Annotated[int, STRICT, rng(1, 20)] = 5
+    cooldown_s: Annotated[int, STRICT, rng(0, 86400)] = 300
     failback: Failback = "manual"
-    quorum: IntIn(1, 5) = 2
+    quorum: Annotated[int, STRICT, rng(1, 5)] = 2
     """Vantage points (monitors in different regions) that must agree before a switch."""
     practice: bool = False
     """Decide and alert, never switch."""
-    switch_allowance_s: FloatIn(0, 3600) | None = None
+    switch_allowance_s: Annotated[float, STRICT, rng(0, 3600)] | None = None
     """Time allowed for the switch itself; defaults to a documented figure per layer."""
 
 
@@ -373,11 +376,11 @@ class AlertingSpec(_Strict):
 
 
 class TargetsSpec(_Strict):
-    rto_s: IntIn(1, 86400)
+    rto_s: Annotated[int, STRICT, rng(1, 86400)]
     """Recovery time objective: worst case from failure to service on the standby."""
-    rpo_s: FloatIn(0, 86400)
+    rpo_s: Annotated[float, STRICT, rng(0, 86400)]
     """Recovery point objective for the database: the most data (in seconds) a failover loses."""
-    object_rpo_s: FloatIn(0, 86400) | None = None
+    object_rpo_s: Annotated[float, STRICT, rng(0, 86400)] | None = None
     """Optional RPO for object storage (S3 RTC guarantees 900 s; without RTC: none)."""
 
 
@@ -539,8 +542,8 @@ def _cross_check(spec: TopologySpec) -> list[Problem]:
         p.append(Problem("regions", "give exactly one of `regions` (one primary and one standby) or `groups` (nearby access)"))  # noqa: E501
         return p
     if spec.regions is not None:
-        for i, r in enumerate(spec.regions):
-            region_ok(f"regions[{i}].name", r.name)
+        for i, role in enumerate(spec.regions):
+            region_ok(f"regions[{i}].name", role.name)
         roles = [r.role for r in spec.regions]
         if roles.count("primary") != 1 or roles.count("standby") != 1 or len(roles) != 2:
             p.append(Problem("regions", f"needs exactly one primary and one standby region, got roles {roles}; use `groups` for more regions"))  # noqa: E501
@@ -593,7 +596,7 @@ def _cross_check(spec: TopologySpec) -> list[Problem]:
             if value is not None and value not in regions:
                 p.append(Problem(f"database.{key}", f"{value!r} is not a region of this topology; allowed: {', '.join(regions)}"))  # noqa: E501
         if spec.data_primary_region == spec.data_standby_region:
-            p.append(Problem("database.standby_region", "must differ from database.primary_region"))  # noqa: E501
+            p.append(Problem("database.standby_region", "must differ from database.primary_region"))
         engine = spec.db_engine
         if engine in SQL_ENGINES and cloud == "aws":
             for r in regions:  # every region's wrappers must reach the database privately
@@ -602,7 +605,7 @@ def _cross_check(spec: TopologySpec) -> list[Problem]:
         for r in spec.database.network:
             if r not in regions:
                 p.append(Problem(f"database.network.{r}", f"{r!r} is not a region of this topology; allowed: {', '.join(regions)}"))  # noqa: E501
-        for r, override in spec.overrides.items():
+        for r in spec.overrides:
             if r not in regions:
                 p.append(Problem(f"overrides.{r}", f"{r!r} is not a region of this topology; allowed: {', '.join(regions)}"))  # noqa: E501
                 continue

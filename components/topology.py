@@ -7,6 +7,7 @@ created inside, so a program controls credentials, assume-role and default tags.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -82,24 +83,20 @@ class ActiveStandbyTopology(pulumi.ComponentResource):
                 for layer in LAYERS
             }
         )
-        self.pointers = pulumi.Output.from_input(
-            {
-                "dns": {
-                    "health_check": "Route 53 calculated health checks (force/veto alarms)",
-                    "direct": "Route 53 record (UPSERT by the DNS monitor)",
-                }[spec.dns.mode],
-                "gateway": {
-                    r: pulumi.Output.concat(gw.api_id, "/", gw.stage_name)
-                    for r, gw in built.gateways.items()
-                },
-                "logic": {r: pulumi.Output.concat(t.name, "#wrapper")
-                          for r, t in built.pointers.tables.items()},
-                "data": {r: pulumi.Output.concat(t.name, "#data")
-                         for r, t in built.pointers.tables.items()},
-            }
-        )
+        tables = built.pointers.tables
+        pointers: dict[str, Any] = {
+            "dns": {
+                "health_check": "Route 53 calculated health checks (force/veto alarms)",
+                "direct": "Route 53 record (UPSERT by the DNS monitor)",
+            }[spec.dns.mode],
+            "gateway": {r: pulumi.Output.concat(gw.api_id, "/", gw.stage_name)
+                        for r, gw in built.gateways.items()},
+            "logic": {r: pulumi.Output.concat(t.name, "#wrapper") for r, t in tables.items()},
+            "data": {r: pulumi.Output.concat(t.name, "#data") for r, t in tables.items()},
+        }
+        self.pointers = pulumi.Output.from_input(pointers)
         self.alert_topics = pulumi.Output.from_input(
-            {r: t.arn for r, t in built.control.alert_topics.items()}
+            {r: t.arn for r, t in built.control.alert_topics.items()}  # type: ignore[misc]
         )
         self.dashboard_url = built.dashboard_url()
         self.state_table = built.control.state_table.name

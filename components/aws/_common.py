@@ -104,7 +104,9 @@ def assume_role_policy(service: str) -> str:
     )
 
 
-def log_group_arn(region: str, account: pulumi.Input[str], function_name: str) -> pulumi.Output[str]:
+def log_group_arn(
+    region: str, account: pulumi.Input[str], function_name: str
+) -> pulumi.Output[str]:
     return pulumi.Output.concat(
         "arn:aws:logs:", region, ":", account, ":log-group:/aws/lambda/", function_name, ":*"
     )
@@ -146,7 +148,7 @@ def lambda_function(
     policy: PolicyBuilder,
     parent: pulumi.Resource,
     provider: pulumi.ProviderResource,
-    vpc: dict[str, Any] | None = None,
+    vpc: aws.lambda_.FunctionVpcConfigArgs | None = None,
     opts_extra: pulumi.ResourceOptions | None = None,
     tags: dict[str, str] | None = None,
 ) -> FunctionParts:
@@ -201,7 +203,7 @@ def lambda_function(
         code=code,
         memory_size=memory_mb,
         timeout=timeout_s,
-        environment={"variables": env},
+        environment=aws.lambda_.FunctionEnvironmentArgs(variables=env),
         vpc_config=vpc,
         tags=tags,
         opts=fn_opts,

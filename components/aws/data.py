@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 import pulumi_aws as aws
 
@@ -158,7 +160,7 @@ class DataLayer(pulumi.ComponentResource):
             opts=opts_for(self.primary_region),
         )
         self.db_secret_arn = self.db_primary.master_user_secrets.apply(
-            lambda s: s[0].secret_arn if s else ""
+            lambda s: (s[0].secret_arn or "") if s else ""
         )
         if db.replica:
             key = aws.kms.Key(
@@ -259,26 +261,25 @@ class DataLayer(pulumi.ComponentResource):
                 policy=policy.document(),
                 opts=opts_for(src),
             )
-            destination: dict[str, object] = {
+            destination: dict[str, Any] = {
                 "bucket": dest.arn,
                 "storage_class": "STANDARD",
             }
             if spec.storage.rtc:
                 destination["replication_time"] = {"status": "Enabled", "time": {"minutes": 15}}
                 destination["metrics"] = {"status": "Enabled", "event_threshold": {"minutes": 15}}
-            aws.s3.BucketReplicationConfig(
-                f"{name}-bucket-{src}-replication",
-                bucket=source.id,
-                role=role.arn,
-                rules=[
-                    {
+            rule: Any = {
                         "id": f"to-{dst}",
                         "status": "Enabled",
                         "priority": 1,
                         "filter": {"prefix": ""},
                         "delete_marker_replication": {"status": "Enabled"},
                         "destination": destination,
-                    }
-                ],
+            }
+            aws.s3.BucketReplicationConfig(
+                f"{name}-bucket-{src}-replication",
+                bucket=source.id,
+                role=role.arn,
+                rules=[rule],
                 opts=opts_for(src, depends_on=[versioning[src], versioning[dst]]),
             )

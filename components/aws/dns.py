@@ -20,6 +20,8 @@ or geolocation CNAME per line pointing at its group's pair.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 import pulumi_aws as aws
 
@@ -150,7 +152,7 @@ class DnsLayer(pulumi.ComponentResource):
         if nearby:
             for group in groups:
                 for line in group.lines:
-                    routing: dict[str, object] = {}
+                    routing: dict[str, Any] = {}
                     if line == "latency":
                         routing["latency_routing_policies"] = [{"region": group.primary}]
                     elif line == "default":
@@ -170,7 +172,7 @@ class DnsLayer(pulumi.ComponentResource):
                             records=[self.pair_names[group.name]],
                             set_identifier=ident,
                             opts=g_opts,
-                            **routing,  # type: ignore[arg-type]
+                            **routing,
                         )
                     )
         self.register_outputs({"domain": self.domain})

@@ -62,10 +62,10 @@ class WrapperLayer(pulumi.ComponentResource):
         if data.db_security_groups:
             net = spec.database.network[region]
             sg = data.db_security_groups.get(region)
-            vpc = {
-                "subnet_ids": net.subnet_ids,
-                "security_group_ids": [sg.id] if sg is not None else [],
-            }
+            vpc = aws.lambda_.FunctionVpcConfigArgs(
+                subnet_ids=net.subnet_ids,
+                security_group_ids=[sg.id] if sg is not None else [],
+            )
         for side in SIDES:
             fname = fn_name(spec.name, "wrap", region_short(region), side)
             policy = PolicyBuilder().allow(["dynamodb:GetItem"], [pointer_table.arn])

@@ -57,7 +57,9 @@ class GatewayLayer(pulumi.ComponentResource):
             self._rest(name, spec, region, account, logic, o, tags, settings.stage)
         else:
             self._http(name, spec, region, logic, o, tags)
-        self.endpoint_host = pulumi.Output.concat(self.api_id, ".execute-api.", region, ".amazonaws.com")
+        self.endpoint_host = pulumi.Output.concat(
+            self.api_id, ".execute-api.", region, ".amazonaws.com"
+        )
 
         for side in ("primary", "standby"):
             aws.lambda_.Permission(

@@ -395,7 +395,7 @@ class AwsTopology:
             opts=pulumi.ResourceOptions(parent=data, provider=providers[r]),
         )
 
-    def _dashboard(self, name: str, providers: dict[str, aws.Provider]) -> aws.cloudwatch.Dashboard:  # noqa: E501
+    def _dashboard(self, name: str, providers: dict[str, aws.Provider]) -> aws.cloudwatch.Dashboard:
         spec = self.spec
         region = self.control.control_region
         widgets: list[dict[str, Any]] = []

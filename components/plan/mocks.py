@@ -58,6 +58,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.provider_regions: dict[str, str] = {}
         self._pending_parent: dict[tuple[str, str], tuple[str, bool, str | None, list[str]]] = {}
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        # Keyed by (type, name): registrations may run on several threads at once.
+        self.unlinked: dict[tuple[str, str], Registration] = {}
 
     # The MockMonitor subclass below tells us parent/custom/provider before new_resource runs.
     def note_request(
@@ -92,6 +94,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             ignore_changes=ignore,
         )
         self.resources.append(reg)
+        self.unlinked[(args.typ, args.name)] = reg
         return rid, outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:  # noqa: E501
@@ -152,7 +155,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             out["apiEndpoint"] = f"https://{api_id}.execute-api.{region}.amazonaws.com"
             out["executionArn"] = f"arn:aws:execute-api:{region}:{ACCOUNT}:{api_id}"
         elif typ == "aws:apigateway/stage:Stage":
-            out["invokeUrl"] = f"https://{inputs.get('restApi')}.execute-api.{region}.amazonaws.com/{inputs.get('stageName')}"  # noqa: E501
+            out["invokeUrl"] = f"https://{inputs.get('restApi')}.execute-api.{region}.amazonaws.com/{inputs.get('stageName')}"
         elif typ == "aws:apigatewayv2/stage:Stage":
             out["invokeUrl"] = f"https://{inputs.get('apiId')}.execute-api.{region}.amazonaws.com/"
         elif typ == "aws:apigateway/domainName:DomainName":
@@ -220,17 +223,13 @@ class RecordingMonitor(MockMonitor):
 
     mocks: RecordingMocks
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+    def RegisterResource(self, request: Any) -> Any:
         self.mocks.note_request(
             request.type, request.name, request.parent, bool(request.custom),
             request.provider or None, list(request.ignoreChanges),
         )
-        response = super().RegisterResource(request)
-        reg = next(
-            (r for r in reversed(self.mocks.resources)
-             if r.type == request.type and r.name == request.name and not r.urn),
-            None,
-        )
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        reg = self.mocks.unlinked.pop((request.type, request.name), None)
         if reg is not None:
             reg.urn = response.urn
             self.mocks.by_urn[response.urn] = reg

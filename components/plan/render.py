@@ -107,11 +107,11 @@ def markdown(plan: Plan) -> str:
     ]
     for (layer, region), regs in plan.groups.items():
         out.append(f"| {layer} | {region} | {len(regs)} | {_type_counts(regs)} |")
-    out += ["", "### Switch wiring", "", "| monitor | layer | region | can switch | IAM actions |",  # noqa: E501
+    out += ["", "### Switch wiring", "", "| monitor | layer | region | can switch | IAM actions |",
             "|---|---|---|---|---|"]
     for w in plan.wiring:
         sw = "<br>".join(describe_switch(t) for t in w.switches)
-        out.append(f"| `{w.function}` | {w.layer} | {w.region} | {sw} | {', '.join(w.actions)} |")  # noqa: E501
+        out.append(f"| `{w.function}` | {w.layer} | {w.region} | {sw} | {', '.join(w.actions)} |")
     out += ["", "### RTO/RPO budget", "", "```", plan.budget.table(), "```", "",
             "### Topology", "", "```mermaid", mermaid(plan).rstrip(), "```", ""]
     return "\n".join(out)

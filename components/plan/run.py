@@ -99,7 +99,8 @@ def run_program(stack: StackConfig, program: Callable[[], None]) -> PlanRun:
             program()
             root = get_root_resource()
             outputs = getattr(root, "outputs", {}) if root is not None else {}
-            run.exports = _sync_await(pulumi.Output.from_input(outputs).future()) or {}
+            exported: Any = _sync_await(pulumi.Output.from_input(outputs).future())
+            run.exports = dict(exported or {})
 
         _sync_await(run_pulumi_func(body))
     finally:

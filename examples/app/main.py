@@ -4,9 +4,10 @@ Replace this folder with your own code (``logic.code`` in the stack config).
 """
 
 import json
+from typing import Any
 
 
-def handler(event, context):
+def handler(event: dict[str, Any] | None, context: object) -> dict[str, Any]:
     path = (event or {}).get("path") or (event or {}).get("rawPath") or "/"
     if path.endswith("/health"):
         return {"statusCode": 200, "body": json.dumps({"ok": True})}

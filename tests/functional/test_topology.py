@@ -96,7 +96,7 @@ def test_monitor_may_change_only_its_own_layer() -> None:
         layer = env["STANDBY_LAYER"]
         pol = next(p for p in _by_type(run, "aws:iam/rolePolicy:RolePolicy")
                    if p.name == f"{fn.name}-policy")
-        actions = {a for st in json.loads(pol.inputs["policy"])["Statement"] for a in st["Action"]}  # noqa: E501
+        actions = {a for st in json.loads(pol.inputs["policy"])["Statement"] for a in st["Action"]}
         assert mutating[layer] <= actions
         assert not (never - mutating[layer]) & actions, (layer, actions)
 
@@ -130,7 +130,7 @@ def test_plaintext_secret_config_is_refused() -> None:
     raw["alerting"] = {"webhooks": [{"kind": "dingtalk", "url": {"config": "dingHook"}}]}
     with pytest.raises(Exception, match="holds a plaintext value; secrets must be set with --secret"):  # noqa: E501
         run_raw(raw, plain={"dingHook": "https://oapi.dingtalk.com/robot/send?access_token=x"})
-    run = run_raw(raw, secrets={"dingHook": "https://oapi.dingtalk.com/robot/send?access_token=x"})  # noqa: E501
+    run = run_raw(raw, secrets={"dingHook": "https://oapi.dingtalk.com/robot/send?access_token=x"})
     assert _by_type(run, "aws:secretsmanager/secret:Secret")
 
 

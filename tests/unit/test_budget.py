@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from components.budget import check_budget, compute_budget
+from components.budget import Budget, LayerBudget, check_budget, compute_budget
 from components.errors import BudgetError
 from components.spec import parse_spec
 from tests.conftest import minimal_raw
 
 
-def _layer(budget, name):  # type: ignore[no-untyped-def]
+def _layer(budget: Budget, name: str) -> LayerBudget:
     return next(lb for lb in budget.layers if lb.layer == name)
 
 
@@ -98,7 +100,7 @@ def test_impossible_targets_fail_with_the_table() -> None:
 
 
 def test_as_dict_has_every_source() -> None:
-    d = compute_budget(parse_spec(minimal_raw())).as_dict()
-    for layer in d["layers"]:  # type: ignore[union-attr]
+    d: Any = compute_budget(parse_spec(minimal_raw())).as_dict()
+    for layer in d["layers"]:
         for part in ("detection", "switch", "propagation"):
             assert layer[part]["source"]

@@ -153,7 +153,7 @@ def test_tencent_lines_and_modes() -> None:
     spec = parse_spec(raw)
     assert spec.gateway_kind == "scf_domain" and spec.db_engine == "mysql"
     raw["dns"]["mode"] = "health_check"
-    with pytest.raises(SpecError, match="dns.mode: 'health_check' is not available on tencent"):
+    with pytest.raises(SpecError, match=r"dns\.mode: 'health_check' is not available on tencent"):
         parse_spec(raw)
 
 
