@@ -39,10 +39,27 @@ def _arn(region: str, account: pulumi.Input[str], name: str) -> pulumi.Output[st
     return pulumi.Output.concat("arn:aws:lambda:", region, ":", account, ":function:", name)
 
 
-class WrapperLayer(pulumi.ComponentResource):
+class _TwoSided(pulumi.ComponentResource):
+    """A primary and a standby function: parts, names and ARNs by side."""
+
     functions: dict[str, FunctionParts]
     names: dict[str, str]
     arns: dict[str, pulumi.Output[str]]
+
+    def _start(self, token: str, name: str, opts: pulumi.ResourceOptions | None) -> None:
+        super().__init__(token, name, None, opts)
+        self.functions, self.names, self.arns = {}, {}, {}
+
+    def _add(
+        self, side: str, parts: FunctionParts, fname: str, region: str,
+        account: pulumi.Input[str],
+    ) -> None:
+        self.functions[side] = parts
+        self.names[side] = fname
+        self.arns[side] = _arn(region, account, fname)
+
+
+class WrapperLayer(_TwoSided):
 
     def __init__(
         self,
@@ -55,9 +72,8 @@ class WrapperLayer(pulumi.ComponentResource):
         data: DataLayer,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(f"{PACKAGE}:aws:WrapperLayer", name, None, opts)
+        self._start(f"{PACKAGE}:aws:WrapperLayer", name, opts)
         settings = spec.for_region(region).wrapper
-        self.functions, self.names, self.arns = {}, {}, {}
         vpc = None
         if data.db_security_groups:
             net = spec.database.network[region]
@@ -128,16 +144,11 @@ class WrapperLayer(pulumi.ComponentResource):
                 vpc=vpc,
                 tags={"standby:topology": spec.name, "standby:layer": "wrapper"},
             )
-            self.functions[side] = parts
-            self.names[side] = fname
-            self.arns[side] = _arn(region, account, fname)
+            self._add(side, parts, fname, region, account)
         self.register_outputs({"functions": self.names})
 
 
-class LogicLayer(pulumi.ComponentResource):
-    functions: dict[str, FunctionParts]
-    names: dict[str, str]
-    arns: dict[str, pulumi.Output[str]]
+class LogicLayer(_TwoSided):
 
     def __init__(
         self,
@@ -152,7 +163,7 @@ class LogicLayer(pulumi.ComponentResource):
         project_dir: Path,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(f"{PACKAGE}:aws:LogicLayer", name, None, opts)
+        self._start(f"{PACKAGE}:aws:LogicLayer", name, opts)
         settings = spec.for_region(region)
         logic = settings.logic
         code_dir = (project_dir / logic.code).resolve()
@@ -161,7 +172,6 @@ class LogicLayer(pulumi.ComponentResource):
                 f"logic.code: {logic.code!r} is not a directory under {project_dir}; "
                 "point it at the folder holding your function's code"
             )
-        self.functions, self.names, self.arns = {}, {}, {}
         for side in SIDES:
             fname = fn_name(spec.name, "logic", region_short(region), side)
             policy = (
@@ -205,7 +215,5 @@ class LogicLayer(pulumi.ComponentResource):
                 else None,
                 tags={"standby:topology": spec.name, "standby:layer": "logic"},
             )
-            self.functions[side] = parts
-            self.names[side] = fname
-            self.arns[side] = _arn(region, account, fname)
+            self._add(side, parts, fname, region, account)
         self.register_outputs({"functions": self.names})
