@@ -64,7 +64,17 @@ class ActiveStandbyTopology(pulumi.ComponentResource):
             raise StandbyError(
                 f"secret_values: no value for secret config key(s) {', '.join(absent)}"
             )
-        super().__init__("standby:index:ActiveStandbyTopology", name, None, opts)
+        # Registered as the component's inputs, so the policy pack can check resources
+        # against the budget the spec was accepted with.
+        super().__init__(
+            "standby:index:ActiveStandbyTopology",
+            name,
+            {
+                "standby_regions": list(spec.all_regions),
+                "standby_budget": _policy_budget(spec, self.budget),
+            },
+            opts,
+        )
         from components.aws.topology import AwsTopology
 
         built = AwsTopology(
@@ -107,6 +117,8 @@ class ActiveStandbyTopology(pulumi.ComponentResource):
                 "monitors": self.monitors,
                 "alert_topics": self.alert_topics,
                 "dashboard_url": self.dashboard_url,
+                "standby_regions": list(spec.all_regions),
+                "standby_budget": _policy_budget(spec, self.budget),
             }
         )
 
@@ -118,3 +130,14 @@ def _secret_keys(spec: TopologySpec) -> set[str]:
             ref.config for ref in spec.for_region(region).logic.secret_env.values() if ref.config
         }
     return {k for k in keys if k}
+
+
+def _policy_budget(spec: TopologySpec, budget: Budget) -> dict[str, float]:
+    """The figures the policy pack checks resources against."""
+    dns = next(lb for lb in budget.layers if lb.layer == "dns")
+    spent = sum(f.seconds or 0.0 for f in (dns.detection, dns.switch))
+    return {
+        "rto_target_s": budget.rto_target_s,
+        "dns_ttl_max_s": max(0.0, budget.rto_target_s - spent),
+        "dns_ttl_s": float(spec.dns.ttl_s),
+    }

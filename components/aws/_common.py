@@ -15,24 +15,12 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.iam_rules import WILDCARD_EXCEPTIONS
+
 PACKAGE = "standby"
 #: CloudWatch namespace every monitor publishes to; PutMetricData is scoped to it by condition.
 METRIC_NAMESPACE = "Standby"
 
-#: Actions AWS only authorises on Resource "*"; each with the reason and the narrowing we use.
-WILDCARD_EXCEPTIONS: dict[str, str] = {
-    "cloudwatch:PutMetricData": (
-        "no resource-level permissions exist; narrowed by the cloudwatch:namespace condition"
-    ),
-    "ec2:CreateNetworkInterface": (
-        "Lambda VPC attachment: ENIs are created before their ARN exists (same as the "
-        "AWSLambdaVPCAccessExecutionRole managed policy)"
-    ),
-    "ec2:DescribeNetworkInterfaces": "Describe* calls support no resource-level permissions",
-    "ec2:DeleteNetworkInterface": "Lambda VPC attachment (see ec2:CreateNetworkInterface)",
-    "ec2:AssignPrivateIpAddresses": "Lambda VPC attachment (see ec2:CreateNetworkInterface)",
-    "ec2:UnassignPrivateIpAddresses": "Lambda VPC attachment (see ec2:CreateNetworkInterface)",
-}
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 PACKAGE_INIT = Path(__file__).resolve().parent.parent / "__init__.py"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+from google.protobuf import json_format
 from pulumi.runtime.mocks import MockMonitor
 
 ACCOUNT = "123456789012"
@@ -238,7 +239,8 @@ class RecordingMonitor(MockMonitor):
         elif request.type != "pulumi:pulumi:Stack":
             # Component resources are not passed to new_resource by every SDK version.
             comp = Registration(
-                urn=response.urn, type=request.type, name=request.name, inputs={},
+                urn=response.urn, type=request.type, name=request.name,
+                inputs=mask_secrets(json_format.MessageToDict(request.object)),
                 outputs={}, parent=request.parent, custom=False, provider_urn=None,
             )
             self.mocks.resources.append(comp)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pulumi
 import yaml
+from pulumi.runtime import settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.settings import SETTINGS, get_root_resource
 from pulumi.runtime.stack import run_pulumi_func
@@ -84,6 +85,9 @@ def run_program(stack: StackConfig, program: Callable[[], None]) -> PlanRun:
     """Run ``program`` under recording mocks; returns every registration and the exports."""
     mocks = RecordingMocks()
     monitor = RecordingMonitor(mocks)
+    # A fresh root stack per run: set_mocks keeps an existing one, and with it the exports
+    # and stack transformations of an earlier run in this process.
+    settings.ROOT.set(None)
     pulumi.runtime.set_mocks(
         mocks, project=stack.project, stack=stack.stack, preview=False, monitor=monitor
     )

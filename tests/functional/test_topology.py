@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from components.aws._common import WILDCARD_EXCEPTIONS
+from components.aws.iam_rules import WILDCARD_EXCEPTIONS
 from components.plan.mocks import PlanRun, Registration
 from tests.conftest import EXAMPLE_STACKS, minimal_raw, run_raw, run_stack
 
