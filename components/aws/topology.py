@@ -142,6 +142,18 @@ class AwsTopology:
         return out
 
     # -- wiring: what each layer's monitor probes and may switch -----------------------------
+    #
+    # A monitor's vantage point is its region; it votes on the scopes of the region groups its
+    # region belongs to (its peers), never on unrelated groups. That keeps each monitor's
+    # environment and policy the size of its group, and the whole plan linear in the groups.
+
+    def _peers(self, region: str) -> list[str]:
+        seen: dict[str, None] = {}
+        for g in self.spec.region_groups:
+            if region in (g.primary, g.standby):
+                seen.setdefault(g.primary)
+                seen.setdefault(g.standby)
+        return list(seen)
 
     def _arn(self, service: str, region: str, suffix: pulumi.Input[str]) -> pulumi.Output[str]:
         return pulumi.Output.concat(
@@ -150,6 +162,7 @@ class AwsTopology:
 
     def _wire_dns(self, region: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], PolicyBuilder]:  # noqa: E501
         spec = self.spec
+        peers = self._peers(region)
         probes = [
             {
                 "scope": r,
@@ -158,11 +171,12 @@ class AwsTopology:
                 "expect_status": 200,
             }
             for r, gw in self.gateways.items()
+            if r in peers
         ]
         policy = PolicyBuilder()
         switch: list[dict[str, Any]] = []
         if spec.dns.mode == "health_check":
-            for r in spec.all_regions:
+            for r in peers:
                 switch.append(
                     {
                         "scope": r,
@@ -177,20 +191,22 @@ class AwsTopology:
                         "health_check_id": self.dns.calculated_checks[r].id,
                     }
                 )
+            dns = self.dns
             policy.allow(
                 ["cloudwatch:DescribeAlarms"],
-                [a.arn for a in (*self.dns.force_alarms.values(), *self.dns.veto_alarms.values())],
+                [a[r].arn for a in (dns.force_alarms, dns.veto_alarms) for r in peers],
             )
             policy.allow(
                 ["route53:GetHealthCheckStatus"],
                 [
-                    pulumi.Output.concat("arn:aws:route53:::healthcheck/", c.id)
-                    for c in (*self.dns.calculated_checks.values(),
-                              *self.dns.endpoint_checks.values())
+                    pulumi.Output.concat("arn:aws:route53:::healthcheck/", c[r].id)
+                    for c in (dns.calculated_checks, dns.endpoint_checks)
+                    for r in peers
                 ],
             )
         else:
-            for group in spec.region_groups:
+            groups = [g for g in spec.region_groups if region in (g.primary, g.standby)]
+            for group in groups:
                 switch.append(
                     {
                         "scope": group.name,
@@ -211,7 +227,7 @@ class AwsTopology:
                 condition={
                     "ForAllValues:StringEquals": {
                         "route53:ChangeResourceRecordSetsNormalizedRecordNames": sorted(
-                            self.dns.pair_names.values()
+                            self.dns.pair_names[g.name] for g in groups
                         )
                     }
                 },
@@ -223,8 +239,8 @@ class AwsTopology:
         probes: list[dict[str, Any]] = []
         switch: list[dict[str, Any]] = []
         policy = PolicyBuilder()
-        for r, gw in self.gateways.items():
-            logic = self.logic[r]
+        for r in self._peers(region):
+            gw, logic = self.gateways[r], self.logic[r]
             probes.append(
                 {"scope": r, "kind": "http", "expect_status": 200,
                  "url": pulumi.Output.concat("https://", gw.endpoint_host, gw.health_path)}
@@ -274,7 +290,8 @@ class AwsTopology:
         probes: list[dict[str, Any]] = []
         switch: list[dict[str, Any]] = []
         policy = PolicyBuilder()
-        for r, wrapper in self.wrappers.items():
+        for r in self._peers(region):
+            wrapper = self.wrappers[r]
             for side in ("primary", "standby"):
                 probes.append(
                     {"scope": r, "kind": "lambda", "side": side, "function": wrapper.arns[side]}

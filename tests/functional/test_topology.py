@@ -9,7 +9,8 @@ import pytest
 
 from components.aws.iam_rules import WILDCARD_EXCEPTIONS
 from components.plan.mocks import PlanRun, Registration
-from tests.conftest import EXAMPLE_STACKS, minimal_raw, run_raw, run_stack
+from components.spec import parse_spec
+from tests.conftest import EXAMPLE_STACKS, example_raw, minimal_raw, run_raw, run_stack
 
 
 def _functions(run: PlanRun) -> list[Registration]:
@@ -24,37 +25,135 @@ def _by_type(run: PlanRun, typ: str) -> list[Registration]:
     return [r for r in run.resources if r.type == typ]
 
 
+def _peers(stack: str) -> dict[str, set[str]]:
+    """Region -> the regions of every group it belongs to (its monitors' vantage scope)."""
+    spec = parse_spec(example_raw(stack))
+    out: dict[str, set[str]] = {}
+    for g in spec.region_groups:
+        for r in (g.primary, g.standby):
+            out.setdefault(r, set()).update({g.primary, g.standby})
+    return out
+
+
 @pytest.mark.parametrize("stack", EXAMPLE_STACKS)
 def test_monitor_env_names_exactly_what_it_switches(stack: str) -> None:
     run = run_stack(stack)
+    peers = _peers(stack)
     stages = {s.inputs["restApi"]: s for s in _by_type(run, "aws:apigateway/stage:Stage")}
-    pointer_tables = {r.region for r in _by_type(run, "aws:dynamodb/table:Table")
+    stage_region = {k: s.region for k, s in stages.items()}
+    pointer_tables = {r.region: r.inputs["name"] for r in _by_type(run, "aws:dynamodb/table:Table")
                       if r.inputs["name"].endswith("-standby-pointers")}
+    alarms = {a.inputs["name"]: a for a in _by_type(run, "aws:cloudwatch/metricAlarm:MetricAlarm")}
     monitors = [f for f in _functions(run) if "STANDBY_LAYER" in _env(f)]
-    regions = {m.region for m in monitors}
-    assert len(monitors) == 4 * len(regions)
+    assert {m.region for m in monitors} == set(peers)
+    assert len(monitors) == 4 * len(peers)
     for fn in monitors:
         env = _env(fn)
         switch = json.loads(env["STANDBY_SWITCH"])
-        layer = env["STANDBY_LAYER"]
+        probes = json.loads(env["STANDBY_PROBES"])
+        layer, mine = env["STANDBY_LAYER"], peers[fn.region or ""]
+        assert env["STANDBY_REGION"] == fn.region
         kinds = {t["kind"] for t in switch}
         if layer == "gateway":
             assert kinds == {"apigw_stage_variable"}
-            assert {t["rest_api_id"] for t in switch} == set(stages)
+            assert {stage_region[t["rest_api_id"]] for t in switch} == mine
             for t in switch:
                 stage = stages[t["rest_api_id"]]
+                assert stage.inputs["stageName"] == t["stage"]
                 assert stage.inputs["variables"]["logicFunction"] == t["values"]["primary"]
+            assert {p["scope"] for p in probes} == mine
         elif layer == "logic":
-            assert kinds == {"pointer"} and {t["region"] for t in switch} == pointer_tables
+            assert kinds == {"pointer"}
+            assert {(t["region"], t["table"]) for t in switch} == {
+                (r, pointer_tables[r]) for r in mine}
             assert all(t["key"] == "wrapper" for t in switch)
+            assert {p["kind"] for p in probes} == {"lambda"}
         elif layer == "data":
+            # The data pointer moves in every region at once, whatever the monitor's group.
             assert kinds == {"pointer_all"}
-            assert {t["region"] for t in switch[0]["tables"]} == pointer_tables
+            assert {(t["region"], t["table"]) for t in switch[0]["tables"]} == set(
+                pointer_tables.items())
         else:
             assert kinds == {"route53_health_metrics"}
-            alarms = {a.inputs["name"] for a in _by_type(run, "aws:cloudwatch/metricAlarm:MetricAlarm")}  # noqa: E501
-            assert {t["force_alarm"] for t in switch} <= alarms
-            assert {t["veto_alarm"] for t in switch} <= alarms
+            assert {t["region"] for t in switch} == mine
+            for t in switch:
+                force, veto = alarms[t["force_alarm"]], alarms[t["veto_alarm"]]
+                assert force.inputs["dimensions"] == t["dimensions"] == veto.inputs["dimensions"]
+                assert force.inputs["metricName"] == t["force_metric"]
+
+
+@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
+def test_resource_graph_per_layer_and_region(stack: str) -> None:
+    run = run_stack(stack)
+    by_urn = {r.urn: r for r in run.resources}
+
+    def layer_of(reg: Registration) -> str | None:
+        node: Registration | None = reg
+        while node is not None:
+            if node.type.startswith("standby:aws:"):
+                return node.type.split(":")[-1]  # a monitor's resources count as its own
+            node = by_urn.get(node.parent)
+        return None
+
+    regions = set(_peers(stack))
+    graph: dict[tuple[str | None, str | None], dict[str, int]] = {}
+    for r in run.resources:
+        if r.custom and not r.type.startswith("pulumi:providers:"):
+            cell = graph.setdefault((layer_of(r), r.region), {})
+            cell[r.type] = cell.get(r.type, 0) + 1
+    spec = parse_spec(example_raw(stack))
+    fn, role, pol = ("aws:lambda/function:Function", "aws:iam/role:Role",
+                     "aws:iam/rolePolicy:RolePolicy")
+    for region in regions:
+        # Primary + standby function, each with its own role, inline policy and log group.
+        for layer in ("LogicLayer", "WrapperLayer"):
+            cell = graph[(layer, region)]
+            assert cell[fn] == cell[role] == cell[pol] == 2, (layer, region, cell)
+            assert cell["aws:cloudwatch/logGroup:LogGroup"] == 2
+        gw = graph[("GatewayLayer", region)]
+        assert gw["aws:apigateway/stage:Stage"] == gw["aws:apigateway/restApi:RestApi"] == 1
+        assert gw["aws:lambda/permission:Permission"] == 2  # may invoke primary and standby
+        assert gw["aws:apigateway/domainName:DomainName"] == 1
+        assert graph[("PointerStore", region)] == {"aws:dynamodb/table:Table": 1,
+                                                   "aws:dynamodb/tableItem:TableItem": 2}
+        assert graph[("ControlPlane", region)]["aws:sns/topic:Topic"] == 1
+        mon = graph[("LayerMonitor", region)]
+        for typ in (fn, role, pol, "aws:cloudwatch/eventRule:EventRule",
+                    "aws:cloudwatch/eventTarget:EventTarget", "aws:lambda/permission:Permission",
+                    "aws:cloudwatch/metricAlarm:MetricAlarm"):
+            assert mon[typ] == 4, (region, typ)  # one per layer: dns, gateway, logic, data
+        assert graph[("DnsLayer", region)]["aws:cloudwatch/metricAlarm:MetricAlarm"] == 2
+    # The state table lives in the data standby region only.
+    control = {r: graph[("ControlPlane", r)] for r in regions}
+    assert [r for r, c in control.items() if "aws:dynamodb/table:Table" in c] == [
+        spec.data_standby_region]
+    # Data: a bucket per data region, versioned, replicating to the other.
+    for region in (spec.data_primary_region, spec.data_standby_region):
+        data = graph[("DataLayer", region)]
+        for typ in ("aws:s3/bucket:Bucket", "aws:s3/bucketVersioning:BucketVersioning",
+                    "aws:s3/bucketReplicationConfig:BucketReplicationConfig"):
+            assert data[typ] == 1, (region, typ)
+    # Global DNS resources live with the DNS provider: endpoint, force, veto and calculated
+    # health check per region, and a failover pair per group.
+    dns = {k: v for (layer, _), cell in graph.items() if layer == "DnsLayer"
+           for k, v in cell.items()}
+    assert dns["aws:route53/healthCheck:HealthCheck"] == 4 * len(regions)
+    failover = [r for r in _by_type(run, "aws:route53/record:Record")
+                if r.inputs.get("failoverRoutingPolicies")]
+    assert len(failover) == 2 * len(spec.region_groups)
+    # Monitors: one per layer per region, each under the component of the layer it switches.
+    mons = [r for r in run.resources if r.type == "standby:aws:LayerMonitor"]
+    assert len(mons) == 4 * len(regions)
+    owners = {"dns": "DnsLayer", "gateway": "GatewayLayer", "logic": "LogicLayer",
+              "data": "DataLayer"}
+    for m in mons:
+        layer = m.name.split("-monitor-")[1].split("-")[0]
+        assert by_urn[m.parent].type == f"standby:aws:{owners[layer]}"
+        children = [r for r in run.resources if r.parent == m.urn]
+        assert {c.type for c in children} >= {
+            "aws:lambda/function:Function", "aws:cloudwatch/eventRule:EventRule",
+            "aws:cloudwatch/eventTarget:EventTarget", "aws:cloudwatch/metricAlarm:MetricAlarm"}
+        assert len({c.region for c in children}) == 1
 
 
 def _statements(run: PlanRun) -> list[tuple[str, dict[str, Any]]]:
