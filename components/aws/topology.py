@@ -219,6 +219,7 @@ class AwsTopology:
                             "primary": self.gateways[group.primary].domain_target,
                             "standby": self.gateways[group.standby].domain_target,
                         },
+                        "regions": {"primary": group.primary, "standby": group.standby},
                     }
                 )
             policy.allow(

@@ -1,0 +1,44 @@
+"""boto3 clients per (service, region), created once per invocation and shared."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+#: Monitors must fail fast: a hanging control-plane call is a failed switch, not a stuck one.
+CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 2,
+                                                                    "mode": "standard"})
+
+
+class Clients:
+    def __init__(self, endpoint_url: str | None = None, config: Config = CLIENT_CONFIG) -> None:
+        self.endpoint_url = endpoint_url
+        self.config = config
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str], Any] = {}
+        self._session = boto3.session.Session()
+
+    def get(self, service: str, region: str) -> Any:
+        with self._lock:
+            key = (service, region)
+            if key not in self._cache:
+                kwargs: dict[str, Any] = {"region_name": region, "config": self.config}
+                if self.endpoint_url:
+                    kwargs["endpoint_url"] = self.endpoint_url
+                self._cache[key] = self._session.client(service, **kwargs)  # type: ignore[call-overload]
+            return self._cache[key]
+
+
+def region_of_arn(arn: str, default: str) -> str:
+    parts = arn.split(":")
+    return parts[3] if arn.startswith("arn:") and len(parts) > 3 and parts[3] else default
+
+
+def error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""

@@ -1,0 +1,188 @@
+"""The monitor's configuration, read from the environment the deploy-time side sets.
+
+Every problem is collected and reported at once (``ConfigError``), naming the variable, the
+bad value and what is allowed. A monitor with a bad configuration switches nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.runtime.engine import Settings
+from components.runtime.errors import ConfigError
+
+LAYERS = ("dns", "gateway", "logic", "data")
+PROBE_KINDS: dict[str, tuple[str, ...]] = {
+    "http": ("scope", "url"),
+    "lambda": ("scope", "side", "function"),
+    "dynamodb": ("scope", "side", "region", "table"),
+    "sql": ("scope", "side", "engine", "host", "port", "database"),
+    "bucket": ("scope", "side", "region", "bucket"),
+}
+SWITCH_KINDS: dict[str, tuple[str, ...]] = {
+    "route53_health_metrics": ("scope", "region", "namespace", "dimensions", "force_metric",
+                               "veto_metric", "force_alarm", "veto_alarm"),
+    "route53_record": ("scope", "zone_id", "name", "type", "ttl", "values"),
+    "apigw_stage_variable": ("scope", "region", "rest_api_id", "stage", "variable", "values"),
+    "apigw_integration": ("scope", "region", "api_id", "integration_id", "values"),
+    "pointer": ("scope", "region", "table", "key", "values"),
+    "pointer_all": ("scope", "tables", "key", "values"),
+    "rds_promote": ("scope", "region", "instance_id", "max_lag_s"),
+}
+WEBHOOK_KINDS = ("wecom", "dingtalk", "slack")
+SETTINGS_RANGES: dict[str, tuple[float, float]] = {
+    "interval_s": (1, 300), "timeout_s": (0.1, 30), "failure_threshold": (1, 10),
+    "recovery_threshold": (1, 20), "cooldown_s": (0, 86400), "quorum": (1, 5),
+}
+
+
+@dataclass(frozen=True)
+class Webhook:
+    kind: str
+    secret_arn: str | None = None
+    url_env: str | None = None
+    """Name of an environment variable holding the URL (local runs, other clouds)."""
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    topology: str
+    layer: str
+    region: str
+    settings: Settings
+    probes: list[dict[str, Any]]
+    switch: list[dict[str, Any]]
+    state_table: str
+    state_region: str
+    alert_topic: str | None = None
+    webhooks: list[Webhook] = field(default_factory=list)
+    loop_s: float = 0.0
+    metric_namespace: str = "Standby"
+
+    @property
+    def scopes(self) -> list[str]:
+        return list(dict.fromkeys(str(t["scope"]) for t in self.switch))
+
+
+def _json(env: Mapping[str, str], name: str, problems: list[str]) -> Any:
+    raw = env.get(name)
+    if raw is None:
+        problems.append(f"{name}: missing")
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        problems.append(f"{name}: not valid JSON ({exc.msg} at {exc.pos})")
+        return None
+
+
+def _settings(raw: Any, problems: list[str]) -> Settings:
+    name = "STANDBY_SETTINGS"
+    if not isinstance(raw, dict):
+        if raw is not None:
+            problems.append(f"{name}: must be a JSON object")
+        return Settings()
+    values: dict[str, Any] = {}
+    for key, (lo, hi) in SETTINGS_RANGES.items():
+        v = raw.get(key)
+        if v is None:
+            problems.append(f"{name}.{key}: missing; allowed {lo:g}..{hi:g}")
+        elif isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+            problems.append(f"{name}.{key}: {v!r} is not in {lo:g}..{hi:g}")
+        else:
+            values[key] = v
+    failback = raw.get("failback", "manual")
+    if failback not in ("auto", "manual"):
+        problems.append(f"{name}.failback: {failback!r}; allowed: auto, manual")
+    practice = raw.get("practice", False)
+    if not isinstance(practice, bool):
+        problems.append(f"{name}.practice: {practice!r}; allowed: true, false")
+    try:
+        return Settings(**values, failback=failback, practice=bool(practice))
+    except TypeError:
+        return Settings()
+
+
+def _entries(raw: Any, name: str, kinds: dict[str, tuple[str, ...]], problems: list[str],
+             allow_empty: bool = False) -> list[dict[str, Any]]:
+    if not isinstance(raw, list):
+        if raw is not None:
+            problems.append(f"{name}: must be a JSON list")
+        return []
+    if not raw and not allow_empty:
+        problems.append(f"{name}: empty; a monitor needs at least one entry")
+    out = []
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, dict):
+            problems.append(f"{name}[{i}]: must be an object")
+            continue
+        kind = entry.get("kind")
+        if kind not in kinds:
+            problems.append(f"{name}[{i}].kind: {kind!r}; allowed: {', '.join(kinds)}")
+            continue
+        missing = [k for k in kinds[kind] if k not in entry]
+        if missing:
+            problems.append(f"{name}[{i}] ({kind}): missing {', '.join(missing)}")
+            continue
+        values = entry.get("values")
+        if values is not None and (not isinstance(values, dict)
+                                   or set(values) != {"primary", "standby"}):
+            problems.append(f"{name}[{i}].values: must name exactly primary and standby")
+            continue
+        if entry.get("side") not in (None, "primary", "standby"):
+            problems.append(f"{name}[{i}].side: {entry['side']!r}; allowed: primary, standby")
+            continue
+        out.append(entry)
+    return out
+
+
+def load(env: Mapping[str, str] | None = None) -> MonitorConfig:
+    """Read and check the whole contract; raises ``ConfigError`` listing every problem."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    required = ("STANDBY_TOPOLOGY", "STANDBY_LAYER", "STANDBY_REGION", "STANDBY_STATE_TABLE",
+                "STANDBY_STATE_REGION")
+    for name in required:
+        if not env.get(name):
+            problems.append(f"{name}: missing")
+    layer = env.get("STANDBY_LAYER", "")
+    if layer and layer not in LAYERS:
+        problems.append(f"STANDBY_LAYER: {layer!r}; allowed: {', '.join(LAYERS)}")
+    settings = _settings(_json(env, "STANDBY_SETTINGS", problems), problems)
+    probes = _entries(_json(env, "STANDBY_PROBES", problems), "STANDBY_PROBES", PROBE_KINDS,
+                      problems)
+    switch = _entries(_json(env, "STANDBY_SWITCH", problems), "STANDBY_SWITCH", SWITCH_KINDS,
+                      problems)
+    hooks: list[Webhook] = []
+    raw_hooks = _json(env, "STANDBY_WEBHOOKS", []) if env.get("STANDBY_WEBHOOKS") else []
+    if not isinstance(raw_hooks, list):
+        problems.append("STANDBY_WEBHOOKS: must be a JSON list")
+        raw_hooks = []
+    for i, h in enumerate(raw_hooks):
+        if not isinstance(h, dict) or h.get("kind") not in WEBHOOK_KINDS:
+            problems.append(f"STANDBY_WEBHOOKS[{i}].kind: allowed: {', '.join(WEBHOOK_KINDS)}")
+        elif not (h.get("secret_arn") or h.get("url_env")):
+            problems.append(f"STANDBY_WEBHOOKS[{i}]: needs secret_arn or url_env")
+        else:
+            hooks.append(Webhook(h["kind"], h.get("secret_arn"), h.get("url_env")))
+    loop_raw = env.get("STANDBY_LOOP_S", "0")
+    try:
+        loop_s = float(loop_raw)
+        if not 0 <= loop_s <= 900:
+            raise ValueError
+    except ValueError:
+        problems.append(f"STANDBY_LOOP_S: {loop_raw!r} is not a number in 0..900")
+        loop_s = 0.0
+    if problems:
+        raise ConfigError(problems)
+    return MonitorConfig(
+        topology=env["STANDBY_TOPOLOGY"], layer=layer, region=env["STANDBY_REGION"],
+        settings=settings, probes=probes, switch=switch,
+        state_table=env["STANDBY_STATE_TABLE"], state_region=env["STANDBY_STATE_REGION"],
+        alert_topic=env.get("STANDBY_ALERT_TOPIC") or None, webhooks=hooks, loop_s=loop_s,
+        metric_namespace=env.get("STANDBY_METRIC_NAMESPACE", "Standby"),
+    )

@@ -1,0 +1,95 @@
+"""The monitor function's handler: thin glue over config, AWS adapters and the core.
+
+Event (EventBridge target input): ``{"source": "schedule" | "manual", "layer": <layer>}``,
+optionally ``"rounds": N`` (1..100) for a manual run of exactly N rounds. Anything else is
+refused with ``EventError`` before any probe or switch; a bad environment raises
+``ConfigError``. Both are logged as one JSON line naming every problem.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from components.runtime import config as config_mod
+from components.runtime.aws.alerts import aws_channels
+from components.runtime.aws.clients import Clients
+from components.runtime.aws.probes import aws_probes
+from components.runtime.aws.state import DynamoStateStore
+from components.runtime.aws.switchers import aws_switchers
+from components.runtime.config import MonitorConfig
+from components.runtime.errors import ConfigError, EventError
+from components.runtime.monitor_core import Monitor
+from components.runtime.notify import Notifier
+from components.runtime.observe import Log
+
+EVENT_KEYS = {"source", "layer", "rounds"}
+SOURCES = ("schedule", "manual")
+#: Seconds kept free at the end of an invocation for alert delivery and the last log line.
+RESERVE_S = 8.0
+
+
+def check_event(event: Any, layer: str) -> int | None:
+    """Validate the event; returns the requested number of rounds (manual runs) or None."""
+    if not isinstance(event, Mapping):
+        raise EventError(f"event: expected a JSON object, got {type(event).__name__}")
+    unknown = sorted(set(event) - EVENT_KEYS)
+    if unknown:
+        raise EventError(f"event: unknown key(s) {', '.join(unknown)}; allowed: "
+                         f"{', '.join(sorted(EVENT_KEYS))}")
+    if event.get("source") not in SOURCES:
+        raise EventError(f"event.source: {event.get('source')!r}; allowed: {', '.join(SOURCES)}")
+    if "layer" in event and event["layer"] != layer:
+        raise EventError(f"event.layer: {event['layer']!r} but this is the {layer} monitor")
+    rounds = event.get("rounds")
+    if rounds is not None and (isinstance(rounds, bool) or not isinstance(rounds, int)
+                               or not 1 <= rounds <= 100):
+        raise EventError(f"event.rounds: {rounds!r} is not an integer in 1..100")
+    return rounds
+
+
+def build(cfg: MonitorConfig, log: Log, clients: Clients | None = None) -> Monitor:
+    clients = clients or Clients()
+    return Monitor(
+        config=cfg,
+        store=DynamoStateStore(clients, cfg.state_table, cfg.state_region),
+        switchers=aws_switchers(clients),
+        probes=aws_probes(clients, cfg.region),
+        notifier=Notifier(aws_channels(clients, cfg.alert_topic, cfg.webhooks), log),
+        log=log,
+    )
+
+
+def handler(event: Any, context: Any = None, env: Mapping[str, str] | None = None) -> dict[str, Any]:  # noqa: E501
+    started = time.monotonic()
+    log = Log(component="monitor")
+    try:
+        cfg = config_mod.load(env)
+        log.context.update(layer=cfg.layer, region=cfg.region, topology=cfg.topology)
+        rounds = check_event(event, cfg.layer)
+    except (ConfigError, EventError) as exc:
+        log.error("refused: nothing probed or switched", error=str(exc))
+        raise
+    remaining = (context.get_remaining_time_in_millis() / 1000.0 if context is not None
+                 else cfg.loop_s + RESERVE_S + cfg.settings.interval_s)
+    monitor = build(cfg, log)
+    try:
+        if rounds is not None:
+            outcomes = [o for _ in range(rounds) for o in monitor.round()]
+        else:
+            outcomes = monitor.run(max(0.0, min(cfg.loop_s, remaining - RESERVE_S)))
+        deliveries = monitor.notifier.drain(
+            max(0.5, min(5.0, remaining - (time.monotonic() - started) - 1.0)))
+    finally:
+        monitor.close()
+        monitor.notifier.close()
+    summary = {
+        "layer": cfg.layer, "region": cfg.region, "rounds": len(outcomes) // max(1, len(cfg.scopes)),  # noqa: E501
+        "switches": [{"scope": o.scope, "to": o.decision.to, "verified": o.verified,
+                      "detail": o.detail} for o in outcomes if o.switched],
+        "alerts_delivered": sum(d.ok for d in deliveries),
+        "alerts_failed": sum(not d.ok for d in deliveries),
+    }
+    log.info("monitor done", **summary)
+    return summary

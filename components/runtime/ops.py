@@ -1,0 +1,80 @@
+"""Operations shared by the ``standby status`` / ``standby switch`` CLI: the same store,
+switchers and lease as the monitors. The CLI (deploy-time room) resolves names from the
+stack; this module only talks to the cloud."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from components.runtime.aws.clients import Clients
+from components.runtime.aws.state import DynamoStateStore
+from components.runtime.config import LAYERS, MonitorConfig, load
+from components.runtime.engine import Side, other
+from components.runtime.errors import SwitchError
+from components.runtime.monitor import build
+from components.runtime.monitor_core import Outcome, assess, ops_holder
+from components.runtime.observe import Log
+
+
+@dataclass
+class LayerStatus:
+    layer: str
+    scopes: dict[str, dict[str, Any]]
+    log: list[dict[str, Any]]
+
+
+def status(clients: Clients, state_table: str, state_region: str,
+           limit: int = 5) -> list[LayerStatus]:
+    store = DynamoStateStore(clients, state_table, state_region)
+    out = []
+    for layer in LAYERS:
+        scopes = {s: {"active": st.active, "token": st.token,
+                      "last_switch_at": st.last_switch_at}
+                  for s, st in sorted(store.scopes(layer).items())}
+        log = [{"at": r.at, "scope": r.scope, "from": r.from_side, "to": r.to_side,
+                "by": r.by, "token": r.token, "reason": r.reason, "practice": r.practice,
+                "verified": r.verified} for r in store.log(layer, limit)]
+        out.append(LayerStatus(layer, scopes, log))
+    return out
+
+
+def monitor_env(clients: Clients, function: str, region: str) -> dict[str, str]:
+    """The deployed monitor's environment: the switch wiring ops reuses."""
+    cfg = clients.get("lambda", region).get_function_configuration(FunctionName=function)
+    return dict(cfg.get("Environment", {}).get("Variables", {}))
+
+
+def switch(clients: Clients, env: dict[str, str], to: Side, reason: str,
+           scopes: list[str] | None = None, force: bool = False,
+           log: Log | None = None) -> list[Outcome]:
+    """A planned switch of one layer (every scope, or the ones named), under the lease.
+
+    Refuses to switch to a side the probes see unhealthy unless ``force``.
+    """
+    cfg: MonitorConfig = load(env)
+    if not reason.strip():
+        raise SwitchError("--reason: required; say why (it goes into the switch log)")
+    unknown = sorted(set(scopes or []) - set(cfg.scopes))
+    if unknown:
+        raise SwitchError(f"--scope: unknown {', '.join(unknown)}; this layer has "
+                          f"{', '.join(cfg.scopes)}")
+    monitor = build(cfg, log or Log(component="ops"), clients)
+    try:
+        results = monitor.probe()
+        outcomes = []
+        for scope in scopes or cfg.scopes:
+            targets = [t for t in cfg.switch if str(t["scope"]) == scope]
+            primary_ok, standby_ok = assess(cfg.layer, scope, targets, results)
+            healthy = primary_ok if to == "primary" else standby_ok
+            if healthy is False and not force:
+                raise SwitchError(f"{cfg.layer}/{scope}: the {to} side fails its probes; "
+                                  "not switching to it (use --force to override)")
+            evidence = {"probes": [r.brief() for r in results], "ops": True}
+            outcomes.append(monitor.switch(scope, to, reason, evidence, expected=other(to),
+                                           by=ops_holder()))
+        monitor.notifier.drain(5.0)
+        return outcomes
+    finally:
+        monitor.close()
+        monitor.notifier.close()
