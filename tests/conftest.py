@@ -62,3 +62,33 @@ def run_raw(raw: dict[str, Any], secrets: dict[str, str] | None = None,
 
 def run_stack(stack: str) -> PlanRun:
     return run_program(read_stack(stack, ROOT), main)
+
+
+# -- local AWS: moto in server mode over HTTP ----------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Any:
+    """One moto server for the session, on 127.0.0.1 and a free port."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point boto3 at the moto server with throwaway credentials; a clean state per test."""
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset",
+                                                  method="POST"), timeout=10).read()
+    for key, value in {"AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return moto_server

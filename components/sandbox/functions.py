@@ -28,6 +28,11 @@ class Fault:
     delay_s: float = 0.0
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a connection dropped on purpose ("down") is not an error worth printing
+
+
 class FunctionHost:
     """Register handlers by function name (or ARN); ``fault(name, kind)`` injects a fault."""
 
@@ -45,7 +50,7 @@ class FunctionHost:
             def do_POST(self) -> None:
                 host._invoke(self)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Req)
+        self.server = _QuietServer(("127.0.0.1", 0), Req)
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
