@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.iam_rules import WILDCARD_EXCEPTIONS
+from components.naming import fn_name, region_short
 
 PACKAGE = "standby"
 #: CloudWatch namespace every monitor publishes to; PutMetricData is scoped to it by condition.
@@ -199,18 +200,4 @@ def lambda_function(
     return FunctionParts(function, role, role_policy)
 
 
-def fn_name(*parts: str) -> str:
-    """Lambda function names are at most 64 characters: fail early with a clear message."""
-    name = "-".join(parts)
-    if len(name) > 64:
-        raise ValueError(
-            f"function name {name!r} is {len(name)} characters; AWS allows 64. "
-            "Shorten the topology `name`."
-        )
-    return name
-
-
-def region_short(region: str) -> str:
-    """us-east-1 -> use1: keeps generated names under AWS length limits."""
-    parts = region.split("-")
-    return "".join(p[0] for p in parts[:-1]) + parts[-1]
+__all__ = ["WILDCARD_EXCEPTIONS", "fn_name", "region_short"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from components import naming
 from components.aws._common import PACKAGE
 from components.spec import TopologySpec
 
@@ -38,7 +39,7 @@ class ControlPlane(pulumi.ComponentResource):
         ctl = pulumi.ResourceOptions(parent=self, provider=providers[self.control_region])
         self.state_table = aws.dynamodb.Table(
             f"{name}-state",
-            name=f"{spec.name}-standby-state",
+            name=naming.state_table(spec.name),
             billing_mode="PAY_PER_REQUEST",
             hash_key="pk",
             range_key="sk",

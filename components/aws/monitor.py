@@ -27,11 +27,10 @@ from components.aws._common import (
     RUNTIME_PYTHON,
     FunctionParts,
     PolicyBuilder,
-    fn_name,
     lambda_function,
-    region_short,
     runtime_archive,
 )
+from components.naming import monitor_function
 from components.spec import SCHEDULER_FLOOR_S, Layer, MonitorSettings, TopologySpec
 
 MONITOR_HANDLER = "components.runtime.monitor.handler"
@@ -70,7 +69,7 @@ class LayerMonitor(pulumi.ComponentResource):
         super().__init__(f"{PACKAGE}:aws:LayerMonitor", name, None, opts)
         self.layer, self.region = layer, region
         o = pulumi.ResourceOptions(parent=self, provider=provider)
-        self.function_name = fn_name(spec.name, "mon", layer, region_short(region))
+        self.function_name = monitor_function(spec.name, layer, region)
         policy.allow(
             ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
             [state_table.arn],

@@ -18,6 +18,7 @@ import json
 import pulumi
 import pulumi_aws as aws
 
+from components import naming
 from components.aws._common import PACKAGE
 from components.spec import TopologySpec
 
@@ -40,7 +41,7 @@ class PointerStore(pulumi.ComponentResource):
             ropts = pulumi.ResourceOptions(parent=self, provider=providers[region])
             table = aws.dynamodb.Table(
                 f"{name}-{region}",
-                name=f"{spec.name}-standby-pointers",
+                name=naming.pointer_table(spec.name),
                 billing_mode="PAY_PER_REQUEST",
                 hash_key=POINTER_KEY,
                 attributes=[{"name": POINTER_KEY, "type": "S"}],

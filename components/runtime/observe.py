@@ -10,11 +10,15 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, Protocol
+
+
+class Writer(Protocol):
+    def write(self, s: str, /) -> int: ...
 
 
 class Log:
-    def __init__(self, stream: TextIO | None = None, **context: Any) -> None:
+    def __init__(self, stream: Writer | None = None, **context: Any) -> None:
         self.stream = stream
         self.context = context
 

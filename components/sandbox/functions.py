@@ -12,7 +12,9 @@ import contextlib
 import json
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,7 +38,10 @@ class _QuietServer(ThreadingHTTPServer):
 class FunctionHost:
     """Register handlers by function name (or ARN); ``fault(name, kind)`` injects a fault."""
 
-    def __init__(self) -> None:
+    def __init__(self, fallback: str | None = None) -> None:
+        """``fallback``: where every other Lambda API call (and invokes of functions not
+        hosted here) is forwarded, e.g. a moto server holding the functions' configuration."""
+        self.fallback = fallback
         self.handlers: dict[str, Handler] = {}
         self.faults: dict[str, Fault] = {}
         self.calls: dict[str, int] = {}
@@ -49,6 +54,15 @@ class FunctionHost:
 
             def do_POST(self) -> None:
                 host._invoke(self)
+
+            def do_GET(self) -> None:
+                host._forward(self, b"")
+
+            def do_PUT(self) -> None:
+                host._forward(self, self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
+            def do_DELETE(self) -> None:
+                host._forward(self, b"")
 
         self.server = _QuietServer(("127.0.0.1", 0), Req)
         self.server.daemon_threads = True
@@ -84,6 +98,8 @@ class FunctionHost:
             handler = self.handlers.get(name)
             fault = self.faults.get(name, Fault())
             self.calls[name] = self.calls.get(name, 0) + 1
+        if handler is None and self.fallback:
+            return self._forward(req, body)
         if handler is None:
             return self._send(req, 404, {"Type": "User", "message": f"Function not found: {name}"},
                               {"x-amzn-ErrorType": "ResourceNotFoundException"})
@@ -106,6 +122,28 @@ class FunctionHost:
                                          "errorType": type(exc).__name__},
                               {"X-Amz-Function-Error": "Unhandled"})
         return self._send(req, 200, result, {})
+
+    def _forward(self, req: BaseHTTPRequestHandler, body: bytes) -> None:
+        if not self.fallback:
+            return self._send(req, 404, {"message": "no such API on the function host"}, {})
+        fwd = urllib.request.Request(self.fallback + req.path, data=body or None,
+                                     method=req.command,
+                                     headers={k: v for k, v in req.headers.items()
+                                              if k.lower() not in ("host", "content-length")})
+        try:
+            with urllib.request.urlopen(fwd, timeout=30) as resp:
+                status, data, headers = resp.status, resp.read(), resp.headers
+        except urllib.error.HTTPError as exc:
+            status, data, headers = exc.code, exc.read(), exc.headers
+        req.send_response(status)
+        for k, v in headers.items():
+            if k.lower() not in ("content-length", "transfer-encoding", "connection", "server",
+                                 "date"):
+                req.send_header(k, v)
+        req.send_header("Content-Length", str(len(data)))
+        req.end_headers()
+        req.wfile.write(data)
+        return None
 
     @staticmethod
     def _send(req: BaseHTTPRequestHandler, status: int, doc: Any, headers: dict[str, str]) -> None:

@@ -115,7 +115,7 @@ class HealthServer:
             def log_message(self, *a: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 outer.hits += 1
                 if outer.mode == "slow":
                     time.sleep(outer.delay_s)

@@ -94,7 +94,7 @@ def test_two_racing_monitors_produce_exactly_one_switch(monkeypatch: pytest.Monk
         for _ in range(4):
             barrier = threading.Barrier(2)
 
-            def run(m: Any) -> None:
+            def run(m: Any, barrier: threading.Barrier = barrier) -> None:
                 barrier.wait()
                 outcomes.extend(m.round())
 
@@ -165,7 +165,7 @@ def test_dns_forces_a_region_out_when_its_endpoint_stops() -> None:
         for metric in ("ForceFailover", "VetoFailover"):
             w.client("cloudwatch", r).put_metric_alarm(
                 AlarmName=f"shop-{metric}-{r}", Namespace="Standby", MetricName=metric,
-                Dimensions=[{"Name": "Topology", "Value": "shop"}, {"Name": "Region", "Value": r}],  # noqa: E501
+                Dimensions=[{"Name": "Topology", "Value": "shop"}, {"Name": "Region", "Value": r}],
                 Statistic="Maximum", Period=10, EvaluationPeriods=1, Threshold=1,
                 ComparisonOperator="GreaterThanOrEqualToThreshold")
         targets.append({"scope": r, "kind": "route53_health_metrics", "region": r,
@@ -348,7 +348,7 @@ def test_practice_mode_alerts_and_logs_but_switches_nothing(monkeypatch: pytest.
                                             "cooldown_s": 300})  # one practice per cooldown
         m = w.monitor(e)
         outcomes = [o for _ in range(3) for o in m.round()]
-        assert any(o.decision.practice for o in outcomes) and not any(o.switched for o in outcomes)  # noqa: E501
+        assert any(o.decision.practice for o in outcomes) and not any(o.switched for o in outcomes)
         assert w.pointer(w.R1, "wrapper") == ("primary", 0)
         [rec] = DynamoStateStore(Clients(), "shop-standby-state", w.R2).log("logic")
         assert rec.practice and rec.to_side == "standby"

@@ -7,6 +7,7 @@ fenced pointer, and check the safety properties after every round.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import pytest
@@ -226,7 +227,7 @@ PROPS = settings(max_examples=250, deadline=None,
 
 @PROPS
 @given(s=settings_st, rounds=rounds_st)
-def test_safety_properties_over_random_runs(s: Settings, rounds: list) -> None:  # type: ignore[type-arg]  # noqa: E501
+def test_safety_properties_over_random_runs(s: Settings, rounds: list) -> None:  # type: ignore[type-arg]
     switches, pointer, _ = simulate(s, rounds)
     if s.practice:
         assert switches == [] and pointer.writes == []
@@ -239,7 +240,7 @@ def test_safety_properties_over_random_runs(s: Settings, rounds: list) -> None: 
         else:
             assert s.failback == "auto"  # manual failback never switches back by itself
             assert sum(v.primary_recovered(s) for v in fresh) >= s.quorum
-    for a, b in zip(switches, switches[1:], strict=False):
+    for a, b in itertools.pairwise(switches):
         assert b.at - a.at >= s.cooldown_s  # switches are bounded by the cooldown
     # Racing monitors never both switch in one round.
     assert len({sw.at for sw in switches}) == len(switches)

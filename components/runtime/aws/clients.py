@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -26,7 +27,8 @@ class Clients:
             key = (service, region)
             if key not in self._cache:
                 kwargs: dict[str, Any] = {"region_name": region, "config": self.config}
-                if self.endpoint_url:
+                service_env = f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}"
+                if self.endpoint_url and not os.environ.get(service_env):
                     kwargs["endpoint_url"] = self.endpoint_url
                 self._cache[key] = self._session.client(service, **kwargs)  # type: ignore[call-overload]
             return self._cache[key]
