@@ -13,7 +13,7 @@ import pytest
 from components.cli import main
 from components.naming import monitor_function
 from components.sandbox.functions import FunctionHost
-from tests.functional import aws_world as w
+from components.sandbox import world as w
 
 WRAP = "arn:aws:lambda:us-east-1:123456789012:function:shop-wrap-use1-{}"
 

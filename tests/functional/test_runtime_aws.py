@@ -26,7 +26,7 @@ from components.runtime.engine import ScopeState, Vote
 from components.runtime.errors import ConfigError, EventError, LeaseLost, StaleToken, SwitchError
 from components.runtime.lease import SwitchRecord
 from components.runtime.monitor import handler
-from tests.functional import aws_world as w
+from components.sandbox import world as w
 
 pytestmark = pytest.mark.usefixtures("aws")
 

@@ -1,5 +1,7 @@
 """Builds a small two-region topology in a moto server, and the monitors' environment for it.
 
+Used by the tests, ``bench/monitor.py`` and the local drill.
+
 The names and shapes follow what the components create (state table with pk/sk, pointer
 tables keyed by ``pointer``, a REST stage variable, Route 53 alarms), so the run-time code
 is exercised against the same contract it gets in the cloud.
