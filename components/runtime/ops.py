@@ -4,6 +4,7 @@ stack; this module only talks to the cloud."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +60,7 @@ def switch(clients: Clients, env: dict[str, str], to: Side, reason: str,
     if unknown:
         raise SwitchError(f"--scope: unknown {', '.join(unknown)}; this layer has "
                           f"{', '.join(cfg.scopes)}")
-    monitor = build(cfg, log or Log(component="ops"), clients)
+    monitor = build(cfg, log or Log(stream=sys.stderr, component="ops"), clients)
     try:
         results = monitor.probe()
         outcomes = []
