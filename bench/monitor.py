@@ -75,7 +75,7 @@ def _layer_world(layer: str, host: FunctionHost) -> tuple[list[dict[str, str]], 
             w.client("cloudwatch", r).put_metric_alarm(
                 AlarmName=f"shop-ForceFailover-{r}", Namespace="Standby",
                 MetricName="ForceFailover",
-                Dimensions=[{"Name": "Topology", "Value": "shop"}, {"Name": "Region", "Value": r}],  # noqa: E501
+                Dimensions=[{"Name": "Topology", "Value": "shop"}, {"Name": "Region", "Value": r}],
                 Statistic="Maximum", Period=10, EvaluationPeriods=1, Threshold=1,
                 ComparisonOperator="GreaterThanOrEqualToThreshold")
             switch.append({"scope": r, "kind": "route53_health_metrics", "region": r,
@@ -147,7 +147,7 @@ def main() -> None:
         print(f"{'layer':8} {'median ms':>10} {'p95 ms':>8} {'max ms':>8}")
         for layer in ("dns", "gateway", "logic", "data"):
             xs = sorted(switch_latency(moto, host, layer))
-            p95 = xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))]
+            p95 = xs[min(len(xs) - 1, round(0.95 * (len(xs) - 1)))]
             results[layer] = {"median_ms": 1000 * statistics.median(xs), "p95_ms": 1000 * p95,
                               "max_ms": 1000 * xs[-1], "runs": len(xs)}
             r = results[layer]

@@ -32,7 +32,7 @@ def seed(stack: str, project_dir: Path, moto_url: str, host: Any) -> list[str]:
     made: list[str] = []
 
     def client(service: str, region: str) -> Any:
-        return boto3.client(service, region_name=region, endpoint_url=moto_url)  # type: ignore[call-overload]  # noqa: E501
+        return boto3.client(service, region_name=region, endpoint_url=moto_url)  # type: ignore[call-overload]
 
     role = client("iam", "us-east-1").create_role(
         RoleName="standby-sandbox", AssumeRolePolicyDocument=json.dumps(

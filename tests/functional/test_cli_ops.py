@@ -12,8 +12,8 @@ import pytest
 
 from components.cli import main
 from components.naming import monitor_function
-from components.sandbox.functions import FunctionHost
 from components.sandbox import world as w
+from components.sandbox.functions import FunctionHost
 
 WRAP = "arn:aws:lambda:us-east-1:123456789012:function:shop-wrap-use1-{}"
 
