@@ -32,7 +32,8 @@ def seed(stack: str, project_dir: Path, moto_url: str, host: Any) -> list[str]:
     made: list[str] = []
 
     def client(service: str, region: str) -> Any:
-        return boto3.client(service, region_name=region, endpoint_url=moto_url)  # type: ignore[call-overload]
+        make: Any = boto3.client  # service is a runtime string
+        return make(service, region_name=region, endpoint_url=moto_url)
 
     role = client("iam", "us-east-1").create_role(
         RoleName="standby-sandbox", AssumeRolePolicyDocument=json.dumps(

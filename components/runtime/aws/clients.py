@@ -30,7 +30,8 @@ class Clients:
                 service_env = f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}"
                 if self.endpoint_url and not os.environ.get(service_env):
                     kwargs["endpoint_url"] = self.endpoint_url
-                self._cache[key] = self._session.client(service, **kwargs)  # type: ignore[call-overload]
+                make: Any = self._session.client  # service is a runtime string
+                self._cache[key] = make(service, **kwargs)
             return self._cache[key]
 
 
