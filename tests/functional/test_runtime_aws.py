@@ -385,3 +385,35 @@ def test_slow_endpoint_counts_as_a_failure_within_the_timeout() -> None:
         assert not res.ok and res.detail == "status 503, expected 200"
     finally:
         srv.stop()
+
+
+def test_bucket_probe_heads_writes_and_reads_back() -> None:
+    from components.runtime.aws.probes import bucket_probe
+
+    w.client("s3").create_bucket(Bucket="shop-data-primary")
+    probe = bucket_probe(Clients(), w.R2)
+    target = {"scope": "data", "kind": "bucket", "side": "primary", "region": w.R1,
+              "bucket": "shop-data-primary", "probe_key": "_standby-probe/"}
+    ok = probe(target, 2.0)
+    assert ok.ok and ok.detail == "head+put+get ok"
+    body = w.client("s3").get_object(Bucket="shop-data-primary",
+                                     Key="_standby-probe/us-west-2")["Body"].read()
+    assert body  # the probe object is where the monitor's IAM policy allows it
+    missing = probe({**target, "bucket": "no-such-bucket"}, 2.0)
+    assert not missing.ok and ("404" in missing.detail or "Not Found" in missing.detail)
+
+
+def test_replica_lag_beyond_the_budget_makes_the_standby_unfit() -> None:
+    from components.runtime.monitor_core import assess
+    from components.runtime.probes import ProbeResult
+
+    targets = [{"scope": "data", "kind": "rds_promote", "max_lag_s": 5}]
+
+    def results(lag: float | None) -> list[ProbeResult]:
+        return [ProbeResult("data", "sql", False, 2000, "timeout", "primary"),
+                ProbeResult("data", "sql", True, 5, "SELECT 1 ok", "standby",
+                            {"replica": True, "lag_s": lag})]
+
+    assert assess("data", "data", targets, results(1.0)) == (False, True)
+    assert assess("data", "data", targets, results(30.0)) == (False, False)
+    assert assess("data", "data", targets, results(None)) == (False, False)  # unknown lag
