@@ -70,20 +70,7 @@ def _layer_world(layer: str, host: FunctionHost) -> tuple[list[dict[str, str]], 
     else:
         servers = {w.R1: w.HealthServer(), w.R2: w.HealthServer()}
         servers[w.R1].mode = "5xx"
-        switch = []
-        for r in (w.R1, w.R2):
-            w.client("cloudwatch", r).put_metric_alarm(
-                AlarmName=f"shop-ForceFailover-{r}", Namespace="Standby",
-                MetricName="ForceFailover",
-                Dimensions=[{"Name": "Topology", "Value": "shop"}, {"Name": "Region", "Value": r}],
-                Statistic="Maximum", Period=10, EvaluationPeriods=1, Threshold=1,
-                ComparisonOperator="GreaterThanOrEqualToThreshold")
-            switch.append({"scope": r, "kind": "route53_health_metrics", "region": r,
-                           "namespace": "Standby",
-                           "dimensions": {"Topology": "shop", "Region": r},
-                           "force_metric": "ForceFailover", "veto_metric": "VetoFailover",
-                           "force_alarm": f"shop-ForceFailover-{r}",
-                           "veto_alarm": f"shop-VetoFailover-{r}"})
+        switch = w.dns_health_targets()
         probes = [{"scope": r, "kind": "http", "url": s.url} for r, s in servers.items()]
 
         def cleanup() -> None:

@@ -124,6 +124,7 @@ class Monitor:
         verdict_at = time.perf_counter()
         now = self.clock()
         outcomes: list[Outcome] = []
+        on_standby: list[bool] = []
         for scope in cfg.scopes:
             targets = [t for t in cfg.switch if str(t["scope"]) == scope]
             primary_ok, standby_ok = assess(cfg.layer, scope, targets, results)
@@ -157,9 +158,13 @@ class Monitor:
                 elif decision.action == "alert":
                     self._alert("warning", f"{cfg.layer}/{scope}: attention", decision.reason,
                                 scope)
-            self._heartbeat(targets, self.store.read_scope(cfg.layer, scope))
+            # A switch attempt (ours or a racing monitor's) may have moved the scope: re-read
+            # only then; otherwise the state read this round holds.
+            after = self.store.read_scope(cfg.layer, scope) if decision.is_switch else state
+            self._heartbeat(targets, after)
+            on_standby.append(after.active == "standby")
             outcomes.append(outcome)
-        self._metrics(results, outcomes)
+        self._metrics(results, outcomes, any(on_standby))
         for o in outcomes:
             self.log.info("decision", scope=o.scope, action=o.decision.action,
                           reason=o.decision.reason, switched=o.switched, detail=o.detail)
@@ -255,11 +260,11 @@ class Monitor:
         self.notifier.send(Alert(f"[{cfg.topology}] {title}", text, severity, {
             "layer": cfg.layer, "scope": scope, "monitor": self.me, **fields}))
 
-    def _metrics(self, results: Sequence[ProbeResult], outcomes: Sequence[Outcome]) -> None:
+    def _metrics(self, results: Sequence[ProbeResult], outcomes: Sequence[Outcome],
+                 any_on_standby: bool) -> None:
         cfg = self.config
         latency = max((r.latency_ms for r in results), default=0.0)
-        active = max((1.0 if self.store.read_scope(cfg.layer, o.scope).active == "standby"
-                      else 0.0) for o in outcomes) if outcomes else 0.0
+        active = 1.0 if any_on_standby else 0.0
         self.log.metrics(cfg.metric_namespace, {"Topology": cfg.topology, "Layer": cfg.layer},
                          {"ProbeLatency": (latency, "Milliseconds"),
                           "ActiveSide": (active, "None"),

@@ -148,3 +148,23 @@ def host_functions(names: list[str]) -> FunctionHost:
     for n in names:
         host.register(n, lambda event, ctx: {"ok": True})
     return host
+
+
+def dns_health_targets(regions: tuple[str, ...] = (R1, R2)) -> list[dict[str, Any]]:
+    """The force/veto alarms the DNS layer creates per region, and the DNS monitor's
+    ``route53_health_metrics`` switch target for each."""
+    targets = []
+    for r in regions:
+        dims = {"Topology": "shop", "Region": r}
+        for metric in ("ForceFailover", "VetoFailover"):
+            client("cloudwatch", r).put_metric_alarm(
+                AlarmName=f"shop-{metric}-{r}", Namespace="Standby", MetricName=metric,
+                Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
+                Statistic="Maximum", Period=10, EvaluationPeriods=1, Threshold=1,
+                ComparisonOperator="GreaterThanOrEqualToThreshold")
+        targets.append({"scope": r, "kind": "route53_health_metrics", "region": r,
+                        "namespace": "Standby", "dimensions": dims,
+                        "force_metric": "ForceFailover", "veto_metric": "VetoFailover",
+                        "force_alarm": f"shop-ForceFailover-{r}",
+                        "veto_alarm": f"shop-VetoFailover-{r}"})
+    return targets

@@ -160,19 +160,7 @@ def test_dns_forces_a_region_out_when_its_endpoint_stops() -> None:
     w.state_table()
     servers = {w.R1: w.HealthServer(), w.R2: w.HealthServer()}
     cw = w.client("cloudwatch")
-    targets = []
-    for r in (w.R1, w.R2):
-        for metric in ("ForceFailover", "VetoFailover"):
-            w.client("cloudwatch", r).put_metric_alarm(
-                AlarmName=f"shop-{metric}-{r}", Namespace="Standby", MetricName=metric,
-                Dimensions=[{"Name": "Topology", "Value": "shop"}, {"Name": "Region", "Value": r}],
-                Statistic="Maximum", Period=10, EvaluationPeriods=1, Threshold=1,
-                ComparisonOperator="GreaterThanOrEqualToThreshold")
-        targets.append({"scope": r, "kind": "route53_health_metrics", "region": r,
-                        "namespace": "Standby", "dimensions": {"Topology": "shop", "Region": r},
-                        "force_metric": "ForceFailover", "veto_metric": "VetoFailover",
-                        "force_alarm": f"shop-ForceFailover-{r}",
-                        "veto_alarm": f"shop-VetoFailover-{r}"})
+    targets = w.dns_health_targets()
     probes = [{"scope": r, "kind": "http", "url": s.url, "expect_status": 200}
               for r, s in servers.items()]
     monitors = [w.monitor(w.env("dns", r, probes, targets)) for r in (w.R1, w.R2)]

@@ -81,6 +81,11 @@ class PointerAllSwitcher(PointerSwitcher):
     heartbeat of every later round, with the committed token.
     """
 
+    def __init__(self, clients: Clients) -> None:
+        super().__init__(clients)
+        self.lagging: list[str] = []
+        """Regions the last ``apply`` could not reach (caught up by ``heartbeat``)."""
+
     def apply(self, target: Mapping[str, Any], to: Side, token: int, reason: str) -> None:
         value = target["values"][to]
         failures = []
