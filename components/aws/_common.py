@@ -115,6 +115,21 @@ def runtime_archive() -> pulumi.AssetArchive:
     )
 
 
+def logic_archive(code_dir: Path) -> pulumi.AssetArchive:
+    """The user's logic code plus the run-time package, so ``from
+    components.runtime.aws.data_client import from_env`` works in the function."""
+    assets: dict[str, pulumi.Asset | pulumi.Archive] = {
+        "components/__init__.py": pulumi.FileAsset(str(PACKAGE_INIT)),
+        "components/runtime": pulumi.FileArchive(str(RUNTIME_DIR)),
+    }
+    for child in sorted(code_dir.iterdir()):
+        if child.name in ("components", "__pycache__") or child.name.startswith("."):
+            continue
+        assets[child.name] = (pulumi.FileArchive(str(child)) if child.is_dir()
+                              else pulumi.FileAsset(str(child)))
+    return pulumi.AssetArchive(assets)
+
+
 @dataclass
 class FunctionParts:
     function: aws.lambda_.Function

@@ -25,6 +25,7 @@ from components.aws._common import (
     PolicyBuilder,
     fn_name,
     lambda_function,
+    logic_archive,
     region_short,
     runtime_archive,
 )
@@ -117,10 +118,12 @@ class WrapperLayer(_TwoSided):
             if data.table is not None:
                 env["STANDBY_DB_TABLE"] = data.table.name
             if data.db_primary is not None:
-                endpoints = {data.primary_region: data.db_primary.address}
+                # "host:port" (the instance's endpoint attribute) per region.
+                endpoints = {data.primary_region: data.db_primary.endpoint}
                 if data.db_replica is not None:
-                    endpoints[data.standby_region] = data.db_replica.address
+                    endpoints[data.standby_region] = data.db_replica.endpoint
                 env["STANDBY_DB_ENDPOINTS"] = pulumi.Output.json_dumps(endpoints)
+                env["STANDBY_DB_NAME"] = spec.database.name
                 assert data.db_secret_arn is not None
                 env["STANDBY_DB_SECRET_ARN"] = data.db_secret_arn
             if data.buckets:
@@ -201,7 +204,7 @@ class LogicLayer(_TwoSided):
                 function_name=fname,
                 region=region,
                 account=account,
-                code=pulumi.FileArchive(str(code_dir)),
+                code=logic_archive(code_dir),
                 handler=logic.handler,
                 runtime=logic.runtime or spec.runtime,
                 memory_mb=logic.memory_mb,

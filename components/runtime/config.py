@@ -32,6 +32,7 @@ SWITCH_KINDS: dict[str, tuple[str, ...]] = {
     "pointer": ("scope", "region", "table", "key", "values"),
     "pointer_all": ("scope", "tables", "key", "values"),
     "rds_promote": ("scope", "region", "instance_id", "max_lag_s"),
+    "sql_promote": ("scope", "engine", "database", "sides", "max_lag_s", "secret_arn"),
 }
 WEBHOOK_KINDS = ("wecom", "dingtalk", "slack")
 SETTINGS_RANGES: dict[str, tuple[float, float]] = {
@@ -132,6 +133,11 @@ def _entries(raw: Any, name: str, kinds: dict[str, tuple[str, ...]], problems: l
         if values is not None and (not isinstance(values, dict)
                                    or set(values) != {"primary", "standby"}):
             problems.append(f"{name}[{i}].values: must name exactly primary and standby")
+            continue
+        sides = entry.get("sides")
+        if sides is not None and (not isinstance(sides, dict)
+                                  or set(sides) != {"primary", "standby"}):
+            problems.append(f"{name}[{i}].sides: must name exactly primary and standby")
             continue
         if entry.get("side") not in (None, "primary", "standby"):
             problems.append(f"{name}[{i}].side: {entry['side']!r}; allowed: primary, standby")

@@ -74,7 +74,8 @@ def assess(
         return (all_ok([r for r in mine if r.side == "primary"]),
                 all_ok([r for r in mine if r.side == "standby"]))
     if layer == "data":
-        max_lag = next((float(t["max_lag_s"]) for t in targets if t["kind"] == "rds_promote"),
+        max_lag = next((float(t["max_lag_s"]) for t in targets
+                        if t["kind"] in ("rds_promote", "sql_promote")),
                        None)
         prim = [r for r in results if r.side == "primary"]
         stby = [r for r in results if r.side == "standby"]

@@ -111,13 +111,15 @@ def sql_probe(target: Mapping[str, Any], timeout_s: float,
                 data = {"replica": bool(replica), "lag_s": float(lag or 0) if replica else 0.0}
             elif engine == "mysql":
                 cur.execute("SELECT @@global.read_only")
-                data = {"replica": bool(cur.fetchone()[0])}
-                cur.execute("SHOW REPLICA STATUS")
+                data = {"read_only": bool(cur.fetchone()[0]), "replica": False, "lag_s": 0.0}
+                cur.execute("SHOW SLAVE STATUS")  # the spelling MariaDB and MySQL 8 share
                 row = cur.fetchone()
                 if row is not None:
-                    cols = [d[0] for d in cur.description]
-                    lag = dict(zip(cols, row, strict=False)).get("Seconds_Behind_Source")
-                    data["lag_s"] = float(lag) if lag is not None else None
+                    status = dict(zip([d[0] for d in cur.description], row, strict=False))
+                    lag = status.get("Seconds_Behind_Master",
+                                     status.get("Seconds_Behind_Source"))
+                    # NULL: replication stopped or broken; the lag is unknown, not zero.
+                    data.update(replica=True, lag_s=float(lag) if lag is not None else None)
             return True, "SELECT 1 ok", data
         finally:
             conn.close()

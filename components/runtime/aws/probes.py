@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from components.runtime import sqldb
 from components.runtime.aws.clients import Clients, region_of_arn
 from components.runtime.probes import Probe, ProbeResult, http_probe, sql_probe, timed
 
@@ -88,17 +89,10 @@ def rds_sql_probe(clients: Clients) -> Probe:
 
 def connect_sql(target: Mapping[str, Any], user: str, password: str, timeout_s: float) -> Any:
     """A DB-API connection with the engine's driver (psycopg 3 or PyMySQL)."""
-    if target["engine"] == "postgres":
-        import psycopg
-
-        return psycopg.connect(host=target["host"], port=int(target["port"]), user=user,
-                               password=password, dbname=target["database"],
-                               connect_timeout=max(1, int(timeout_s)), autocommit=True)
-    import pymysql
-
-    return pymysql.connect(host=target["host"], port=int(target["port"]), user=user,
-                           password=password, database=target["database"],
-                           connect_timeout=timeout_s, read_timeout=timeout_s)
+    ep = sqldb.Endpoint.parse(str(target["engine"]),
+                              {"host": target["host"], "port": target.get("port")},
+                              str(target["database"]))
+    return sqldb.connect(ep, user, password, timeout_s)
 
 
 def aws_probes(clients: Clients, vantage: str) -> dict[str, Probe]:

@@ -5,15 +5,17 @@ rejected by the pointer item itself (``StaleToken``).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from components.runtime.aws.clients import Clients, error_code
+from components.runtime.aws.clients import Clients, error_code, region_of_arn
 from components.runtime.engine import SIDES, Side
 from components.runtime.errors import StaleToken, SwitchError
+from components.runtime.sql_switch import SqlPromoteSwitcher
 
 
 def _side_of(values: Mapping[str, Any], value: Any) -> Side | None:
@@ -266,6 +268,22 @@ class RdsPromoteSwitcher(_Base):
         return "standby" if promoted else "primary"
 
 
+def secret_credentials(clients: Clients) -> Any:
+    """``(user, password)`` from the Secrets Manager secret named by the target."""
+
+    def get(target: Mapping[str, Any]) -> tuple[str, str]:
+        arn = str(target["secret_arn"])
+        region = region_of_arn(arn, str(target.get("region") or "us-east-1"))
+        try:
+            secret = json.loads(clients.get("secretsmanager", region).get_secret_value(
+                SecretId=arn)["SecretString"])
+            return str(secret["username"]), str(secret["password"])
+        except (ClientError, BotoCoreError, KeyError, ValueError) as exc:
+            raise SwitchError(f"database credentials from {arn}: {type(exc).__name__}") from None
+
+    return get
+
+
 def aws_switchers(clients: Clients) -> dict[str, Any]:
     return {
         "pointer": PointerSwitcher(clients),
@@ -275,4 +293,5 @@ def aws_switchers(clients: Clients) -> dict[str, Any]:
         "route53_health_metrics": HealthMetricsSwitcher(clients),
         "route53_record": RecordSwitcher(clients),
         "rds_promote": RdsPromoteSwitcher(clients),
+        "sql_promote": SqlPromoteSwitcher(secret_credentials(clients)),
     }

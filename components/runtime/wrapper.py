@@ -1,0 +1,265 @@
+"""The data-access wrapper function: the only code that talks to the database and bucket.
+
+Logic functions send it small requests (``components.runtime.data_api``); it serves each
+from the database and bucket of the region the data pointer names, and answers
+
+* ``{"ok": true, "result": {...}, "served": {...}}``, or
+* ``{"ok": false, "error": {"code": ..., "message": ..., "retryable": ...}, "served": ...}``.
+
+It never writes to a side that has not been promoted: SQL writes run on the server the
+pointer names, which refuses them while it is a replica or a fenced old primary
+(``NotPrimary``); key-value writes re-read the pointer (strongly consistent) before writing.
+The pointer is cached for ``STANDBY_POINTER_CACHE_S`` and re-read after a ``NotPrimary``.
+
+The handler is ``components.runtime.wrapper.handler``. Environment (set by ``WrapperLayer``):
+``STANDBY_TOPOLOGY``, ``STANDBY_SIDE``, ``STANDBY_REGION``, ``STANDBY_POINTER_TABLE``,
+``STANDBY_POINTER_CACHE_S``, ``STANDBY_DB_ENGINE``, ``STANDBY_DATA_REGIONS`` and, by engine,
+``STANDBY_DB_TABLE`` (DynamoDB) or ``STANDBY_DB_ENDPOINTS``/``STANDBY_DB_NAME``/
+``STANDBY_DB_SECRET_ARN`` (SQL); ``STANDBY_BUCKETS`` when the topology has storage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from components.runtime.data_api import DataError, Request, parse
+from components.runtime.errors import ConfigError
+from components.runtime.observe import Log
+from components.runtime.sqldb import ENGINES, Endpoint, SqlPool
+
+DB_ENGINES = (*ENGINES, "dynamodb")
+
+
+@dataclass(frozen=True)
+class WrapperConfig:
+    topology: str
+    side: str
+    region: str
+    pointer_table: str
+    pointer_cache_s: float
+    engine: str
+    data_regions: list[str]
+    db_table: str | None = None
+    db_endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    db_secret_arn: str | None = None
+    buckets: dict[str, str] = field(default_factory=dict)
+    timeout_s: float = 3.0
+
+
+def load_config(env: Mapping[str, str] | None = None) -> WrapperConfig:
+    """Read and check the wrapper's environment; ``ConfigError`` lists every problem."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    for name in ("STANDBY_TOPOLOGY", "STANDBY_SIDE", "STANDBY_REGION", "STANDBY_POINTER_TABLE",
+                 "STANDBY_DB_ENGINE", "STANDBY_DATA_REGIONS"):
+        if not env.get(name):
+            problems.append(f"{name}: missing")
+    if env.get("STANDBY_SIDE") not in (None, "", "primary", "standby"):
+        problems.append(f"STANDBY_SIDE: {env['STANDBY_SIDE']!r}; allowed: primary, standby")
+    engine = env.get("STANDBY_DB_ENGINE", "")
+    if engine and engine not in DB_ENGINES:
+        problems.append(f"STANDBY_DB_ENGINE: {engine!r}; allowed: {', '.join(DB_ENGINES)}")
+    cache_raw = env.get("STANDBY_POINTER_CACHE_S", "5")
+    try:
+        cache_s = float(cache_raw)
+        if not 0 <= cache_s <= 300:
+            raise ValueError
+    except ValueError:
+        problems.append(f"STANDBY_POINTER_CACHE_S: {cache_raw!r} is not a number in 0..300")
+        cache_s = 5.0
+
+    def js(name: str, kind: type) -> Any:
+        raw = env.get(name)
+        if raw is None:
+            return None
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{name}: not valid JSON ({exc.msg})")
+            return None
+        if not isinstance(value, kind):
+            problems.append(f"{name}: must be a JSON {kind.__name__}")
+            return None
+        return value
+
+    regions = js("STANDBY_DATA_REGIONS", list) or []
+    buckets = js("STANDBY_BUCKETS", dict) or {}
+    endpoints: dict[str, Endpoint] = {}
+    if engine in ENGINES:
+        raw_eps = js("STANDBY_DB_ENDPOINTS", dict)
+        if raw_eps is None and "STANDBY_DB_ENDPOINTS" not in env:
+            problems.append("STANDBY_DB_ENDPOINTS: missing (a SQL engine needs the endpoints)")
+        if not env.get("STANDBY_DB_SECRET_ARN"):
+            problems.append("STANDBY_DB_SECRET_ARN: missing (a SQL engine needs credentials)")
+        if not env.get("STANDBY_DB_NAME"):
+            problems.append("STANDBY_DB_NAME: missing")
+        for r, ep in (raw_eps or {}).items():
+            try:
+                endpoints[r] = Endpoint.parse(engine, ep, env.get("STANDBY_DB_NAME", ""))
+            except (ValueError, KeyError, TypeError) as exc:
+                problems.append(f"STANDBY_DB_ENDPOINTS.{r}: {exc}")
+    if engine == "dynamodb" and not env.get("STANDBY_DB_TABLE"):
+        problems.append("STANDBY_DB_TABLE: missing (engine dynamodb)")
+    if problems:
+        raise ConfigError(problems)
+    return WrapperConfig(
+        topology=env["STANDBY_TOPOLOGY"], side=env["STANDBY_SIDE"], region=env["STANDBY_REGION"],
+        pointer_table=env["STANDBY_POINTER_TABLE"], pointer_cache_s=cache_s, engine=engine,
+        data_regions=[str(r) for r in regions], db_table=env.get("STANDBY_DB_TABLE"),
+        db_endpoints=endpoints, db_secret_arn=env.get("STANDBY_DB_SECRET_ARN"),
+        buckets={str(k): str(v) for k, v in buckets.items()},
+    )
+
+
+class Backends(Protocol):
+    """What a cloud adapter supplies to the wrapper."""
+
+    def read_pointer(self, key: str, consistent: bool) -> tuple[str, int]: ...
+    def credentials(self) -> tuple[str, str]: ...
+    def kv(self, op: str, region: str, req: Request) -> dict[str, Any]: ...
+    def objects(self, op: str, region: str, bucket: str, req: Request) -> dict[str, Any]: ...
+
+
+class PointerCache:
+    """The data pointer, cached for ``ttl_s``; a failed refresh keeps a cached value."""
+
+    def __init__(self, read: Callable[[bool], tuple[str, int]], ttl_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._read, self.ttl_s, self._clock = read, ttl_s, clock
+        self._value: tuple[str, int] | None = None
+        self._at = -1e18
+        self._lock = threading.Lock()
+
+    def get(self, fresh: bool = False) -> tuple[str, int]:
+        with self._lock:
+            if not fresh and self._value is not None and self._clock() - self._at < self.ttl_s:
+                return self._value
+        try:
+            value = self._read(fresh)
+        except Exception as exc:
+            if self._value is not None and not fresh:
+                return self._value
+            raise DataError("Unavailable", f"data pointer unreadable: {type(exc).__name__}: "
+                            f"{str(exc)[:200]}") from None
+        with self._lock:
+            self._value, self._at = value, self._clock()
+        return value
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._at = -1e18
+
+
+class Wrapper:
+    def __init__(self, cfg: WrapperConfig, backends: Backends, log: Log | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.cfg = cfg
+        self.backends = backends
+        self.log = log or Log(component="wrapper", region=cfg.region, side=cfg.side)
+        self.pointer = PointerCache(lambda fresh: backends.read_pointer("data", fresh),
+                                    cfg.pointer_cache_s, clock)
+        self._pools: dict[str, SqlPool] = {}
+        self._lock = threading.Lock()
+
+    def _served(self, data_region: str | None, token: int | None) -> dict[str, Any]:
+        return {"region": self.cfg.region, "side": self.cfg.side, "data_region": data_region,
+                "token": token}
+
+    def health(self) -> dict[str, Any]:
+        try:
+            region, token = self.pointer.get()
+        except DataError as exc:
+            return {"ok": False, "detail": exc.message}
+        return {"ok": True, "detail": f"data pointer -> {region} (token {token})"}
+
+    def handle(self, event: Any) -> dict[str, Any]:
+        if isinstance(event, dict) and event.get("standby_probe") is True:
+            return self.health()
+        region: str | None = None
+        token: int | None = None
+        try:
+            req = parse(event)
+            region, token = self.pointer.get(fresh=req.writes and self.cfg.engine == "dynamodb")
+            if region not in self.cfg.data_regions:
+                raise DataError("Internal", f"data pointer names {region!r}, not one of this "
+                                f"topology's data regions ({', '.join(self.cfg.data_regions)})")
+            result = self._dispatch(req, region)
+        except DataError as exc:
+            if exc.code == "NotPrimary":
+                self.pointer.invalidate()
+            if exc.code in ("Internal", "Unavailable", "NotPrimary"):
+                self.log.warning("request failed", code=exc.code, error=exc.message,
+                                 data_region=region)
+            return {**exc.answer(), "served": self._served(region, token)}
+        return {"ok": True, "result": result, "served": self._served(region, token)}
+
+    def _dispatch(self, req: Request, region: str) -> dict[str, Any]:
+        if req.op == "sql":
+            if self.cfg.engine not in ENGINES:
+                raise DataError("BadRequest", f"op sql: this topology's database is "
+                                f"{self.cfg.engine}; use kv.get, kv.put, kv.delete")
+            assert req.statement is not None
+            return self._pool(region).execute(req.statement, req.idempotency_key,
+                                              int(req.extra["max_rows"]))
+        if req.op.startswith("kv."):
+            if self.cfg.engine != "dynamodb":
+                raise DataError("BadRequest", f"op {req.op}: this topology's database is "
+                                f"{self.cfg.engine}; use op sql")
+            return self.backends.kv(req.op, region, req)
+        bucket = self.cfg.buckets.get(region)
+        if bucket is None:
+            raise DataError("BadRequest", f"op {req.op}: this topology has no bucket in {region}")
+        return self.backends.objects(req.op, region, bucket, req)
+
+    def _pool(self, region: str) -> SqlPool:
+        with self._lock:
+            pool = self._pools.get(region)
+            if pool is None:
+                ep = self.cfg.db_endpoints.get(region)
+                if ep is None:
+                    raise DataError("Internal", f"no database endpoint for {region}")
+                user, password = self.backends.credentials()
+                pool = self._pools[region] = SqlPool(ep, user, password, self.cfg.timeout_s)
+            return pool
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+
+
+def make_handler(env: Mapping[str, str], backends: Backends | None = None,
+                 log: Log | None = None) -> Callable[[Any, Any], dict[str, Any]]:
+    """A handler bound to one environment (the local sandbox hosts several this way)."""
+    cfg = load_config(env)
+    if backends is None:
+        from components.runtime.aws.data import AwsBackends
+
+        backends = AwsBackends(cfg)
+    wrapper = Wrapper(cfg, backends, log)
+
+    def handle(event: Any, context: Any = None) -> dict[str, Any]:
+        return wrapper.handle(event)
+
+    handle.wrapper = wrapper  # type: ignore[attr-defined]
+    return handle
+
+
+_handler: Callable[[Any, Any], dict[str, Any]] | None = None
+
+
+def handler(event: Any, context: Any = None) -> dict[str, Any]:
+    """Lambda entry point: built once per container from the environment, then reused."""
+    global _handler
+    if _handler is None:
+        try:
+            _handler = make_handler(os.environ)
+        except ConfigError as exc:
+            Log(component="wrapper").error("refused: bad configuration", error=str(exc))
+            raise
+    return _handler(event, context)
