@@ -12,9 +12,10 @@ $(STAMP): pyproject.toml requirements.txt
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-# Until the local failover drill exists, the demo is the offline plan of the example stack.
+# The local failover drill: every layer fails over for real (see README "make demo").
+# Needs PostgreSQL server binaries (installed with apt-get when missing and run as root).
 demo: $(STAMP)
-	$(BIN)/standby plan --stack aws-dev
+	$(BIN)/python -m components.sandbox.drill --out .drill
 
 test: lint typecheck unit
 
@@ -30,6 +31,7 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/plan_scale.py
 	$(BIN)/python bench/monitor.py
+	$(BIN)/python bench/failover.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -47,6 +47,24 @@ def pg_bin() -> Path:
         "(Debian/Ubuntu: apt-get install postgresql) or set STANDBY_PG_BIN to their folder")
 
 
+def ensure_postgres(say: Any = print) -> Path:
+    """The server binaries' folder; installs the Debian package when they are missing and
+    this is a Debian/Ubuntu machine where we are root, else raises ``PgUnavailable``."""
+    try:
+        return pg_bin()
+    except PgUnavailable:
+        if os.geteuid() != 0 or not shutil.which("apt-get"):
+            raise
+    say("PostgreSQL server binaries not found: apt-get install postgresql (one time)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"],
+                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"]):
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+        if out.returncode != 0:
+            raise PgUnavailable(f"{' '.join(cmd)} failed: {out.stderr.strip()[-500:]}")
+    return pg_bin()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
