@@ -233,24 +233,28 @@ class Wrapper:
             pool.close()
 
 
+class WrapperHandler:
+    """A Lambda-style handler bound to one wrapper (``.wrapper``)."""
+
+    def __init__(self, wrapper: Wrapper) -> None:
+        self.wrapper = wrapper
+
+    def __call__(self, event: Any, context: Any = None) -> dict[str, Any]:
+        return self.wrapper.handle(event)
+
+
 def make_handler(env: Mapping[str, str], backends: Backends | None = None,
-                 log: Log | None = None) -> Callable[[Any, Any], dict[str, Any]]:
+                 log: Log | None = None) -> WrapperHandler:
     """A handler bound to one environment (the local sandbox hosts several this way)."""
     cfg = load_config(env)
     if backends is None:
         from components.runtime.aws.data import AwsBackends
 
         backends = AwsBackends(cfg)
-    wrapper = Wrapper(cfg, backends, log)
-
-    def handle(event: Any, context: Any = None) -> dict[str, Any]:
-        return wrapper.handle(event)
-
-    handle.wrapper = wrapper  # type: ignore[attr-defined]
-    return handle
+    return WrapperHandler(Wrapper(cfg, backends, log))
 
 
-_handler: Callable[[Any, Any], dict[str, Any]] | None = None
+_handler: WrapperHandler | None = None
 
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
