@@ -238,6 +238,9 @@ class Drill:
         moto.start()
         self.stack.callback(moto.stop)
         self.moto_url = f"http://127.0.0.1:{port}"
+        # moto keeps its state per process: start from an empty account every time.
+        urllib.request.urlopen(urllib.request.Request(f"{self.moto_url}/moto-api/reset",
+                                                      method="POST"), timeout=10).read()
         self.host = FunctionHost(fallback=self.moto_url)
         self.stack.callback(self.host.close)
         saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_LAMBDA",
