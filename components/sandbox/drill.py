@@ -537,6 +537,7 @@ class Drill:
         self.pg.add_replica("primary", source="standby")
         self.say("  rebuilt us-east-1 as a replica of us-west-2 (pg_basebackup)")
         self._settle(1.0)
+        self.say(f"  then: {_TITLES['failback']}")
         back = self._report("failback", "data", planned=True)
         o = m.switch("data", "primary", "drill: planned failback", {}, by="drill")
         with self.lock:
