@@ -333,3 +333,64 @@ def test_killed_primary_fails_over_by_quorum_and_a_returning_one_is_fenced(pg: P
             m.close()
         for h in handles:
             h.wrapper.close()
+
+
+# -- DynamoDB and S3 engines (moto) ----------------------------------------------------------
+
+
+def test_wrapper_serves_dynamodb_and_the_bucket_of_the_active_region() -> None:
+    for r in (R1, R2):
+        world.pointer_table(r)
+        world.client("dynamodb", r).create_table(
+            TableName="shop-orders", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                       {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "sk", "AttributeType": "S"}])
+        kwargs = {} if r == R1 else {"CreateBucketConfiguration": {"LocationConstraint": r}}
+        world.client("s3", r).create_bucket(Bucket=f"shop-data-{r}", **kwargs)
+    env = {"STANDBY_TOPOLOGY": "shop", "STANDBY_SIDE": "primary", "STANDBY_REGION": R1,
+           "STANDBY_POINTER_TABLE": "shop-standby-pointers", "STANDBY_POINTER_CACHE_S": "0",
+           "STANDBY_DB_ENGINE": "dynamodb", "STANDBY_DATA_REGIONS": json.dumps([R1, R2]),
+           "STANDBY_DB_TABLE": "shop-orders",
+           "STANDBY_BUCKETS": json.dumps({r: f"shop-data-{r}" for r in (R1, R2)})}
+    handle = make_handler(env)
+    item = {"pk": "order#1", "sk": "v1", "qty": 2, "price": 9.5, "tags": ["a"]}
+    put = {"op": "kv.put", "item": item, "idempotency_key": "order-1"}
+    assert handle(put, None)["result"] == {"replayed": False}
+    assert handle(put, None)["result"] == {"replayed": True}
+    got = handle({"op": "kv.get", "key": {"pk": "order#1", "sk": "v1"}}, None)
+    assert got["result"]["item"] == item and got["served"]["data_region"] == R1
+    missing = handle({"op": "kv.get", "key": {"pk": "nope", "sk": "v1"}}, None)
+    assert missing["error"]["code"] == "NotFound"
+    bad = handle({"op": "kv.put", "item": {"pk": "no-sort-key"}}, None)
+    assert bad["error"]["code"] == "BadRequest"
+    sql = handle({"op": "sql", "sql": "SELECT 1"}, None)
+    assert sql["error"]["code"] == "BadRequest" and "use kv.get" in sql["error"]["message"]
+    assert handle({"op": "object.put", "key": "a/1.txt", "body": "hello"}, None)["ok"]
+    obj = handle({"op": "object.get", "key": "a/1.txt"}, None)["result"]
+    assert obj["size"] == 5 and obj["body_b64"] == "aGVsbG8="
+    listed = handle({"op": "object.list", "prefix": "a/"}, None)["result"]["objects"]
+    assert listed == [{"key": "a/1.txt", "size": 5}]
+    # The data pointer moves: the next requests are served from the other region.
+    for r in (R1, R2):
+        world.client("dynamodb", r).update_item(
+            TableName="shop-standby-pointers", Key={"pointer": {"S": "data"}},
+            UpdateExpression="SET active = :v", ExpressionAttributeValues={":v": {"S": R2}})
+    moved = handle({"op": "kv.get", "key": {"pk": "order#1", "sk": "v1"}}, None)
+    assert moved["served"]["data_region"] == R2
+    assert moved["error"]["code"] == "NotFound"  # moto does not replicate global tables
+    assert handle({"op": "object.get", "key": "a/1.txt"}, None)["error"]["code"] == "NotFound"
+
+
+def test_wrapper_configuration_errors_name_every_problem() -> None:
+    from components.runtime.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        make_handler({"STANDBY_SIDE": "left", "STANDBY_DB_ENGINE": "oracle",
+                      "STANDBY_POINTER_CACHE_S": "-1", "STANDBY_DATA_REGIONS": "[1,"})
+    text = str(err.value)
+    for needle in ("STANDBY_TOPOLOGY: missing", "STANDBY_SIDE: 'left'", "STANDBY_DB_ENGINE: "
+                   "'oracle'; allowed: postgres, mysql, dynamodb", "STANDBY_POINTER_CACHE_S",
+                   "STANDBY_DATA_REGIONS: not valid JSON"):
+        assert needle in text
