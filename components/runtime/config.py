@@ -146,6 +146,23 @@ def _entries(raw: Any, name: str, kinds: dict[str, tuple[str, ...]], problems: l
     return out
 
 
+def env_number(env: Mapping[str, str], name: str, default: float, lo: float, hi: float,
+               problems: list[str]) -> float:
+    """A number in ``lo..hi`` from the environment (``default`` when unset); a bad value is
+    added to ``problems`` and ``default`` is returned."""
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+        if lo <= value <= hi:
+            return value
+    except ValueError:
+        pass
+    problems.append(f"{name}: {raw!r} is not a number in {lo:g}..{hi:g}")
+    return default
+
+
 def load(env: Mapping[str, str] | None = None) -> MonitorConfig:
     """Read and check the whole contract; raises ``ConfigError`` listing every problem."""
     env = os.environ if env is None else env
@@ -175,14 +192,7 @@ def load(env: Mapping[str, str] | None = None) -> MonitorConfig:
             problems.append(f"STANDBY_WEBHOOKS[{i}]: needs secret_arn or url_env")
         else:
             hooks.append(Webhook(h["kind"], h.get("secret_arn"), h.get("url_env")))
-    loop_raw = env.get("STANDBY_LOOP_S", "0")
-    try:
-        loop_s = float(loop_raw)
-        if not 0 <= loop_s <= 900:
-            raise ValueError
-    except ValueError:
-        problems.append(f"STANDBY_LOOP_S: {loop_raw!r} is not a number in 0..900")
-        loop_s = 0.0
+    loop_s = env_number(env, "STANDBY_LOOP_S", 0.0, 0, 900, problems)
     if problems:
         raise ConfigError(problems)
     return MonitorConfig(

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -25,6 +24,7 @@ from typing import Any
 
 from components.runtime.data_api import SQL_VERBS, WRITE_OPS
 from components.runtime.engine import SIDES, Side, other
+from components.runtime.pointer_cache import PointerCache, PointerUnavailable
 
 
 class InvokeFailed(Exception):
@@ -43,6 +43,14 @@ Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]
 """``invoke(function_name, request) -> answer``; raises ``InvokeFailed``."""
 
 
+def _side(value: str) -> Side:
+    if value == "primary":
+        return "primary"
+    if value == "standby":
+        return "standby"
+    raise ValueError(f"wrapper pointer holds {value!r}; expected one of {', '.join(SIDES)}")
+
+
 def is_write(req: Mapping[str, Any]) -> bool:
     if req.get("op") == "sql":
         sql = str(req.get("sql", "")).strip()
@@ -56,27 +64,21 @@ class DataClient:
                  retry_delay_s: float = 0.2, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self._invoke, self.wrappers = invoke, dict(wrappers)
-        self._pointer, self.cache_s = pointer, cache_s
-        self.retry_delay_s, self._clock, self._sleep = retry_delay_s, clock, sleep
-        self._active: Side = "primary"
-        self._at = -1e18
-        self._lock = threading.Lock()
+        self.retry_delay_s, self._sleep = retry_delay_s, sleep
+        self._pointer = None if pointer is None else PointerCache(
+            lambda consistent: _side(pointer()), cache_s, clock)
         self.last_served: dict[str, Any] = {}
         """Which wrapper served the last request, and where it found the data."""
 
     def active(self) -> Side:
-        with self._lock:
-            if self._pointer is None or self._clock() - self._at < self.cache_s:
-                return self._active
+        """The side the ``wrapper`` pointer names; ``primary`` until it was ever read (the
+        fallback to the other wrapper covers a wrong guess)."""
+        if self._pointer is None:
+            return "primary"
         try:
-            value = self._pointer()
-        except Exception:
-            value = None  # pointer unreadable: keep the last known side, try again next call
-        with self._lock:
-            if value in SIDES:
-                self._active = "primary" if value == "primary" else "standby"
-            self._at = self._clock()
-            return self._active
+            return self._pointer.get()
+        except PointerUnavailable:
+            return "primary"
 
     def request(self, req: dict[str, Any]) -> dict[str, Any]:
         """Send one request; returns the wrapper's ``result``."""

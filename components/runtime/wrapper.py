@@ -28,9 +28,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from components.runtime.config import env_number
 from components.runtime.data_api import DataError, Request, parse
 from components.runtime.errors import ConfigError
 from components.runtime.observe import Log
+from components.runtime.pointer_cache import PointerCache, PointerUnavailable
 from components.runtime.sqldb import ENGINES, Endpoint, SqlPool
 
 DB_ENGINES = (*ENGINES, "dynamodb")
@@ -65,14 +67,7 @@ def load_config(env: Mapping[str, str] | None = None) -> WrapperConfig:
     engine = env.get("STANDBY_DB_ENGINE", "")
     if engine and engine not in DB_ENGINES:
         problems.append(f"STANDBY_DB_ENGINE: {engine!r}; allowed: {', '.join(DB_ENGINES)}")
-    cache_raw = env.get("STANDBY_POINTER_CACHE_S", "5")
-    try:
-        cache_s = float(cache_raw)
-        if not 0 <= cache_s <= 300:
-            raise ValueError
-    except ValueError:
-        problems.append(f"STANDBY_POINTER_CACHE_S: {cache_raw!r} is not a number in 0..300")
-        cache_s = 5.0
+    cache_s = env_number(env, "STANDBY_POINTER_CACHE_S", 5.0, 0, 300, problems)
 
     def js(name: str, kind: type) -> Any:
         raw = env.get(name)
@@ -126,44 +121,14 @@ class Backends(Protocol):
     def objects(self, op: str, region: str, bucket: str, req: Request) -> dict[str, Any]: ...
 
 
-class PointerCache:
-    """The data pointer, cached for ``ttl_s``; a failed refresh keeps a cached value."""
-
-    def __init__(self, read: Callable[[bool], tuple[str, int]], ttl_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._read, self.ttl_s, self._clock = read, ttl_s, clock
-        self._value: tuple[str, int] | None = None
-        self._at = -1e18
-        self._lock = threading.Lock()
-
-    def get(self, fresh: bool = False) -> tuple[str, int]:
-        with self._lock:
-            if not fresh and self._value is not None and self._clock() - self._at < self.ttl_s:
-                return self._value
-        try:
-            value = self._read(fresh)
-        except Exception as exc:
-            if self._value is not None and not fresh:
-                return self._value
-            raise DataError("Unavailable", f"data pointer unreadable: {type(exc).__name__}: "
-                            f"{str(exc)[:200]}") from None
-        with self._lock:
-            self._value, self._at = value, self._clock()
-        return value
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._at = -1e18
-
-
 class Wrapper:
     def __init__(self, cfg: WrapperConfig, backends: Backends, log: Log | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg = cfg
         self.backends = backends
         self.log = log or Log(component="wrapper", region=cfg.region, side=cfg.side)
-        self.pointer = PointerCache(lambda fresh: backends.read_pointer("data", fresh),
-                                    cfg.pointer_cache_s, clock)
+        self.pointer: PointerCache[tuple[str, int]] = PointerCache(
+            lambda fresh: backends.read_pointer("data", fresh), cfg.pointer_cache_s, clock)
         self._pools: dict[str, SqlPool] = {}
         self._lock = threading.Lock()
 
@@ -171,9 +136,15 @@ class Wrapper:
         return {"region": self.cfg.region, "side": self.cfg.side, "data_region": data_region,
                 "token": token}
 
+    def _data_pointer(self, fresh: bool = False) -> tuple[str, int]:
+        try:
+            return self.pointer.get(fresh)
+        except PointerUnavailable as exc:
+            raise DataError("Unavailable", f"data pointer unreadable: {exc}") from None
+
     def health(self) -> dict[str, Any]:
         try:
-            region, token = self.pointer.get()
+            region, token = self._data_pointer()
         except DataError as exc:
             return {"ok": False, "detail": exc.message}
         return {"ok": True, "detail": f"data pointer -> {region} (token {token})"}
@@ -185,7 +156,7 @@ class Wrapper:
         token: int | None = None
         try:
             req = parse(event)
-            region, token = self.pointer.get(fresh=req.writes and self.cfg.engine == "dynamodb")
+            region, token = self._data_pointer(fresh=req.writes and self.cfg.engine == "dynamodb")
             if region not in self.cfg.data_regions:
                 raise DataError("Internal", f"data pointer names {region!r}, not one of this "
                                 f"topology's data regions ({', '.join(self.cfg.data_regions)})")

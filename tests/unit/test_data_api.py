@@ -151,3 +151,27 @@ def test_client_with_both_wrappers_down_says_so() -> None:
         DataClient(invoke, {"primary": "p", "standby": "s"}).sql("SELECT 1")
     assert err.value.code == "Unavailable" and "p down" in err.value.message
     assert "s down" in err.value.message
+
+
+def test_pointer_cache_backs_off_one_ttl_after_a_failed_read() -> None:
+    from components.runtime.pointer_cache import PointerCache, PointerUnavailable
+
+    now = {"t": 0.0}
+    reads = {"n": 0, "fail": False}
+
+    def read(consistent: bool) -> str:
+        reads["n"] += 1
+        if reads["fail"]:
+            raise OSError("table unreachable")
+        return "us-east-1"
+
+    cache: PointerCache[str] = PointerCache(read, 5.0, clock=lambda: now["t"])
+    assert cache.get() == "us-east-1" and reads["n"] == 1
+    reads["fail"] = True
+    now["t"] = 6.0
+    assert cache.get() == "us-east-1" and reads["n"] == 2  # stale value kept
+    assert cache.get() == "us-east-1" and reads["n"] == 2  # no read until one TTL later
+    with pytest.raises(PointerUnavailable):
+        cache.get(fresh=True)  # a consistent read never answers from the cache
+    with pytest.raises(PointerUnavailable):
+        PointerCache(read, 5.0).get()

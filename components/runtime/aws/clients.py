@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from typing import Any
@@ -33,6 +34,20 @@ class Clients:
                 make: Any = self._session.client  # service is a runtime string
                 self._cache[key] = make(service, **kwargs)
             return self._cache[key]
+
+
+def db_credentials(clients: Clients, secret_arn: str, default_region: str) -> tuple[str, str]:
+    """``(username, password)`` from a database secret (the RDS-managed secret's shape).
+    Raises ``LookupError`` naming the secret (never its value) when it cannot be read."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        secret = json.loads(clients.get("secretsmanager", region_of_arn(
+            secret_arn, default_region)).get_secret_value(SecretId=secret_arn)["SecretString"])
+        return str(secret["username"]), str(secret["password"])
+    except (ClientError, BotoCoreError, KeyError, ValueError, TypeError) as exc:
+        raise LookupError(f"database credentials from {secret_arn}: "
+                          f"{type(exc).__name__}") from None
 
 
 def region_of_arn(arn: str, default: str) -> str:

@@ -12,7 +12,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from components.runtime.aws.clients import Clients, error_code, region_of_arn
+from components.runtime.aws.clients import Clients, db_credentials, error_code
 from components.runtime.data_api import DataError, Request
 
 if TYPE_CHECKING:
@@ -76,14 +76,10 @@ class AwsBackends:
         return item["active"]["S"], int(item.get("token", {}).get("N", "0"))
 
     def credentials(self) -> tuple[str, str]:
-        arn = str(self.cfg.db_secret_arn)
         try:
-            secret = json.loads(self.clients.get(
-                "secretsmanager", region_of_arn(arn, self.cfg.region)).get_secret_value(
-                    SecretId=arn)["SecretString"])
-            return str(secret["username"]), str(secret["password"])
-        except (ClientError, BotoCoreError, KeyError, ValueError) as exc:
-            raise DataError("Unavailable", f"database credentials: {type(exc).__name__}") from None
+            return db_credentials(self.clients, str(self.cfg.db_secret_arn), self.cfg.region)
+        except LookupError as exc:
+            raise DataError("Unavailable", str(exc)) from None
 
     def kv(self, op: str, region: str, req: Request) -> dict[str, Any]:
         ddb = self.clients.get("dynamodb", region)

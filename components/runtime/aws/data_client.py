@@ -12,6 +12,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from components.runtime.aws.clients import Clients, region_of_arn
+from components.runtime.config import env_number
 from components.runtime.data_client import DataClient, InvokeFailed
 from components.runtime.errors import ConfigError
 
@@ -23,9 +24,10 @@ ENV = ("STANDBY_REGION", "STANDBY_POINTER_TABLE", "STANDBY_WRAPPER_PRIMARY",
 
 def from_env(env: Mapping[str, str] | None = None, clients: Clients | None = None) -> DataClient:
     env = os.environ if env is None else env
-    missing = [f"{n}: missing" for n in ENV if not env.get(n)]
-    if missing:
-        raise ConfigError(missing)
+    problems = [f"{n}: missing" for n in ENV if not env.get(n)]
+    cache_s = env_number(env, "STANDBY_POINTER_CACHE_S", 5.0, 0, 300, problems)
+    if problems:
+        raise ConfigError(problems)
     region = env["STANDBY_REGION"]
     clients = clients or Clients(config=INVOKE_CONFIG)
 
@@ -52,10 +54,5 @@ def from_env(env: Mapping[str, str] | None = None, clients: Clients | None = Non
         ).get("Item") or {}
         return str(item.get("active", {}).get("S", ""))
 
-    try:
-        cache_s = float(env.get("STANDBY_POINTER_CACHE_S", "5"))
-    except ValueError:
-        raise ConfigError([f"STANDBY_POINTER_CACHE_S: {env['STANDBY_POINTER_CACHE_S']!r} "
-                           "is not a number"]) from None
     return DataClient(invoke, {"primary": env["STANDBY_WRAPPER_PRIMARY"],
                                "standby": env["STANDBY_WRAPPER_STANDBY"]}, pointer, cache_s)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from components.runtime import sqldb
-from components.runtime.aws.clients import Clients, region_of_arn
+from components.runtime.aws.clients import Clients, db_credentials, region_of_arn
 from components.runtime.probes import Probe, ProbeResult, http_probe, sql_probe, timed
 
 HEALTH_EVENT = {"standby_probe": True}
@@ -76,10 +76,9 @@ def rds_sql_probe(clients: Clients) -> Probe:
     """``SELECT 1`` and replica lag, with credentials from the RDS-managed secret."""
 
     def connect(target: Mapping[str, Any], timeout_s: float) -> Any:
-        region = region_of_arn(str(target.get("secret_arn", "")), str(target.get("region")))
-        secret = json.loads(clients.get("secretsmanager", region).get_secret_value(
-            SecretId=target["secret_arn"])["SecretString"])
-        return connect_sql(target, secret["username"], secret["password"], timeout_s)
+        user, password = db_credentials(clients, str(target.get("secret_arn", "")),
+                                        str(target.get("region")))
+        return connect_sql(target, user, password, timeout_s)
 
     def probe(target: Mapping[str, Any], timeout_s: float) -> ProbeResult:
         return sql_probe(target, timeout_s, connect)

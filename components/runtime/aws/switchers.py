@@ -5,14 +5,13 @@ rejected by the pointer item itself (``StaleToken``).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from components.runtime.aws.clients import Clients, error_code, region_of_arn
+from components.runtime.aws.clients import Clients, db_credentials, error_code
 from components.runtime.engine import SIDES, Side
 from components.runtime.errors import StaleToken, SwitchError
 from components.runtime.sql_switch import SqlPromoteSwitcher
@@ -272,14 +271,11 @@ def secret_credentials(clients: Clients) -> Any:
     """``(user, password)`` from the Secrets Manager secret named by the target."""
 
     def get(target: Mapping[str, Any]) -> tuple[str, str]:
-        arn = str(target["secret_arn"])
-        region = region_of_arn(arn, str(target.get("region") or "us-east-1"))
         try:
-            secret = json.loads(clients.get("secretsmanager", region).get_secret_value(
-                SecretId=arn)["SecretString"])
-            return str(secret["username"]), str(secret["password"])
-        except (ClientError, BotoCoreError, KeyError, ValueError) as exc:
-            raise SwitchError(f"database credentials from {arn}: {type(exc).__name__}") from None
+            return db_credentials(clients, str(target["secret_arn"]),
+                                  str(target.get("region") or "us-east-1"))
+        except LookupError as exc:
+            raise SwitchError(str(exc)) from None
 
     return get
 
