@@ -94,7 +94,7 @@ def _ops(args: argparse.Namespace) -> int:
     from components import naming
     from components.plan.run import find_project_dir, read_stack
     from components.program import CONFIG_KEY
-    from components.runtime import ops
+    from components.runtime.aws import ops
     from components.runtime.aws.clients import Clients
     from components.runtime.errors import ConfigError, RuntimeFailure
     from components.spec import parse_spec

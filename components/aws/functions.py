@@ -33,7 +33,7 @@ from components.aws.data import DataLayer
 from components.spec import TopologySpec
 
 SIDES = ("primary", "standby")
-WRAPPER_HANDLER = "components.runtime.wrapper.handler"
+WRAPPER_HANDLER = "components.runtime.aws.wrapper.handler"
 
 
 def _arn(region: str, account: pulumi.Input[str], name: str) -> pulumi.Output[str]:

@@ -33,7 +33,7 @@ from components.aws._common import (
 from components.naming import monitor_function
 from components.spec import SCHEDULER_FLOOR_S, Layer, MonitorSettings, TopologySpec
 
-MONITOR_HANDLER = "components.runtime.monitor.handler"
+MONITOR_HANDLER = "components.runtime.aws.monitor.handler"
 SCHEDULE = "rate(1 minute)"
 #: Leave headroom inside the 60 s invocation for the final write and alert.
 LOOP_S = 50

@@ -1,7 +1,7 @@
 """One monitor, cloud-neutral: probe → assess → vote → decide → (lease) switch → alert.
 
 The cloud adapters supply the probes, the switchers and the state store; the handler
-(``components.runtime.monitor``) builds them from the environment and calls ``run``.
+(``components.runtime.aws.monitor``) builds them from the environment and calls ``run``.
 The ops CLI uses ``Monitor.switch`` directly, so planned switchovers go through the same
 lease, fencing and switch log as automatic ones.
 """

@@ -27,7 +27,7 @@ import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from components.runtime import sqldb
+from components.runtime import sql_failover, sqldb
 from components.runtime.engine import SIDES, Side, other
 from components.runtime.errors import SwitchError
 
@@ -60,7 +60,7 @@ class SqlPromoteSwitcher:
     def _role(self, target: Mapping[str, Any], side: Side) -> dict[str, Any] | None:
         try:
             with self._conn(target, side) as c:
-                return sqldb.role(c, str(target["engine"]))
+                return sql_failover.role(c, str(target["engine"]))
         except Exception:
             return None
 
@@ -87,9 +87,9 @@ class SqlPromoteSwitcher:
         fenced, target_pos = False, None
         try:
             with self._conn(target, src) as c:
-                sqldb.fence(c, engine)
+                sql_failover.fence(c, engine)
                 fenced = True
-                target_pos = sqldb.position(c, engine)
+                target_pos = sql_failover.position(c, engine)
         except Exception as exc:
             if fenced:
                 raise SwitchError(f"fenced {src} but could not read its position: {exc}; "
@@ -98,15 +98,15 @@ class SqlPromoteSwitcher:
         try:
             if target_pos is not None:
                 with self._conn(target, to) as c:
-                    if not sqldb.wait_caught_up(c, engine, target_pos, drain_s):
+                    if not sql_failover.wait_caught_up(c, engine, target_pos, drain_s):
                         raise SwitchError(f"{to} did not replay {src}'s last write ({target_pos}) "
                                           f"within {drain_s:g} s: not switching")
             with self._conn(target, to) as c:
-                sqldb.promote(c, engine, timeout_s=max(5.0, drain_s))
+                sql_failover.promote(c, engine, timeout_s=max(5.0, drain_s))
         except Exception as exc:
             if fenced:
                 with contextlib.suppress(Exception), self._conn(target, src) as c:
-                    sqldb.unfence(c, engine)  # nothing switched: give the writes back
+                    sql_failover.unfence(c, engine)  # nothing switched: give the writes back
             if isinstance(exc, SwitchError):
                 raise
             raise SwitchError(f"promote {to} {self._endpoint(target, to)}: {exc}") from None
@@ -117,7 +117,7 @@ class SqlPromoteSwitcher:
         if not self._writable(r):
             return False
         with contextlib.suppress(Exception), self._conn(target, side) as c:
-            sqldb.fence(c, str(target["engine"]))
+            sql_failover.fence(c, str(target["engine"]))
             return True
         return False
 

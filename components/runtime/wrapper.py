@@ -11,7 +11,8 @@ pointer names, which refuses them while it is a replica or a fenced old primary
 (``NotPrimary``); key-value writes re-read the pointer (strongly consistent) before writing.
 The pointer is cached for ``STANDBY_POINTER_CACHE_S`` and re-read after a ``NotPrimary``.
 
-The handler is ``components.runtime.wrapper.handler``. Environment (set by ``WrapperLayer``):
+The AWS handler is ``components.runtime.aws.wrapper.handler``. Environment (set by
+``WrapperLayer``):
 ``STANDBY_TOPOLOGY``, ``STANDBY_SIDE``, ``STANDBY_REGION``, ``STANDBY_POINTER_TABLE``,
 ``STANDBY_POINTER_CACHE_S``, ``STANDBY_DB_ENGINE``, ``STANDBY_DATA_REGIONS`` and, by engine,
 ``STANDBY_DB_TABLE`` (DynamoDB) or ``STANDBY_DB_ENDPOINTS``/``STANDBY_DB_NAME``/
@@ -214,27 +215,8 @@ class WrapperHandler:
         return self.wrapper.handle(event)
 
 
-def make_handler(env: Mapping[str, str], backends: Backends | None = None,
+def make_handler(env: Mapping[str, str], backends: Backends,
                  log: Log | None = None) -> WrapperHandler:
-    """A handler bound to one environment (the local sandbox hosts several this way)."""
-    cfg = load_config(env)
-    if backends is None:
-        from components.runtime.aws.data import AwsBackends
-
-        backends = AwsBackends(cfg)
-    return WrapperHandler(Wrapper(cfg, backends, log))
-
-
-_handler: WrapperHandler | None = None
-
-
-def handler(event: Any, context: Any = None) -> dict[str, Any]:
-    """Lambda entry point: built once per container from the environment, then reused."""
-    global _handler
-    if _handler is None:
-        try:
-            _handler = make_handler(os.environ)
-        except ConfigError as exc:
-            Log(component="wrapper").error("refused: bad configuration", error=str(exc))
-            raise
-    return _handler(event, context)
+    """A handler bound to one environment and one cloud's backends (the cloud adapters'
+    entry points and the local sandbox build it this way)."""
+    return WrapperHandler(Wrapper(load_config(env), backends, log))

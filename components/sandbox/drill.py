@@ -284,8 +284,8 @@ class Drill:
 
     def _functions(self) -> None:
         from components.runtime.aws.data_client import from_env
+        from components.runtime.aws.wrapper import make_handler
         from components.runtime.observe import Log
-        from components.runtime.wrapper import make_handler
 
         spec = importlib.util.spec_from_file_location("drill_app", ROOT / "examples/app/main.py")
         assert spec is not None and spec.loader is not None

@@ -19,8 +19,8 @@ from typing import Any
 import boto3
 
 from components.runtime.aws.clients import Clients
+from components.runtime.aws.monitor import build
 from components.runtime.config import load
-from components.runtime.monitor import build
 from components.runtime.monitor_core import Monitor
 from components.runtime.observe import Log
 from components.sandbox.functions import FunctionHost

@@ -40,7 +40,7 @@ def deployed(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FunctionHost
         z.writestr("index.py", "def handler(e, c): return {}\n")
     w.client("lambda", w.R2).create_function(
         FunctionName=monitor_function("shop", "logic", w.R2), Runtime="python3.12", Role=role,
-        Handler="components.runtime.monitor.handler", Code={"ZipFile": buf.getvalue()},
+        Handler="components.runtime.aws.monitor.handler", Code={"ZipFile": buf.getvalue()},
         Environment={"Variables": w.env("logic", w.R2, probes, switch)})
     yield host
     host.close()

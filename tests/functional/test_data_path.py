@@ -17,7 +17,7 @@ import pytest
 from components.runtime.aws.clients import Clients
 from components.runtime.aws.data_client import from_env
 from components.runtime.aws.probes import rds_sql_probe
-from components.runtime.wrapper import make_handler
+from components.runtime.aws.wrapper import make_handler
 from components.sandbox import world
 from components.sandbox.functions import FunctionHost
 from components.sandbox.pg import PgPair, PgUnavailable

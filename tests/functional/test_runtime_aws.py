@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 
 from components.runtime.aws.clients import Clients
+from components.runtime.aws.db_switchers import RdsPromoteSwitcher
+from components.runtime.aws.monitor import handler
 from components.runtime.aws.state import DynamoStateStore
 from components.runtime.aws.switchers import (
     HealthMetricsSwitcher,
     IntegrationSwitcher,
     PointerAllSwitcher,
     PointerSwitcher,
-    RdsPromoteSwitcher,
     RecordSwitcher,
     StageVariableSwitcher,
 )
@@ -25,7 +26,6 @@ from components.runtime.config import load
 from components.runtime.engine import ScopeState, Vote
 from components.runtime.errors import ConfigError, EventError, LeaseLost, StaleToken, SwitchError
 from components.runtime.lease import SwitchRecord
-from components.runtime.monitor import handler
 from components.sandbox import world as w
 
 pytestmark = pytest.mark.usefixtures("aws")

@@ -30,3 +30,21 @@ def test_runtime_sources_never_mention_pulumi_imports() -> None:
     for path in (ROOT / "components" / "runtime").rglob("*.py"):
         text = path.read_text()
         assert "import pulumi" not in text and "from pulumi" not in text, path
+
+
+def test_core_modules_never_import_a_cloud_adapter() -> None:
+    """Issue 10 (cloud-neutral core): the modules directly in ``components/runtime/`` are
+    shared by every cloud, so none of them may import a cloud adapter package."""
+    import ast
+
+    adapters = {p.name for p in (ROOT / "components" / "runtime").iterdir()
+                if p.is_dir() and (p / "__init__.py").is_file()}
+    assert "aws" in adapters
+    offenders = []
+    for path in sorted((ROOT / "components" / "runtime").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.name}: {n}" for n in names
+                          if any(n.startswith(f"components.runtime.{a}") for a in adapters)]
+    assert offenders == [], f"core modules importing a cloud adapter: {offenders}"

@@ -11,10 +11,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from components.runtime.aws.clients import Clients, db_credentials, error_code
+from components.runtime.aws.clients import Clients, error_code
+from components.runtime.aws.db_switchers import db_switchers
 from components.runtime.engine import SIDES, Side
 from components.runtime.errors import StaleToken, SwitchError
-from components.runtime.sql_switch import SqlPromoteSwitcher
 
 
 def _side_of(values: Mapping[str, Any], value: Any) -> Side | None:
@@ -24,7 +24,7 @@ def _side_of(values: Mapping[str, Any], value: Any) -> Side | None:
     return None
 
 
-class _Base:
+class _Base:  # shared with db_switchers
     def __init__(self, clients: Clients) -> None:
         self.clients = clients
 
@@ -240,46 +240,6 @@ class RecordSwitcher(_Base):
         return None
 
 
-class RdsPromoteSwitcher(_Base):
-    """Promote the cross-region replica. One way: a promoted instance cannot become a
-    replica again, so a switch back needs a new replica (a manual failback)."""
-
-    def _describe(self, target: Mapping[str, Any]) -> dict[str, Any]:
-        out = self.clients.get("rds", target["region"]).describe_db_instances(
-            DBInstanceIdentifier=target["instance_id"])
-        return dict(out["DBInstances"][0])
-
-    def apply(self, target: Mapping[str, Any], to: Side, token: int, reason: str) -> None:
-        if to != "standby":
-            raise SwitchError(
-                f"{target['instance_id']} was promoted and cannot be demoted; fail back by "
-                "creating a new replica of it in the primary region, then switching over")
-        try:
-            if not self._describe(target).get("ReadReplicaSourceDBInstanceIdentifier"):
-                return  # already promoted: idempotent
-            self.clients.get("rds", target["region"]).promote_read_replica(
-                DBInstanceIdentifier=target["instance_id"])
-        except (ClientError, BotoCoreError) as exc:
-            raise SwitchError(f"promote {target['instance_id']}: {exc}") from None
-
-    def current(self, target: Mapping[str, Any]) -> Side | None:
-        promoted = not self._describe(target).get("ReadReplicaSourceDBInstanceIdentifier")
-        return "standby" if promoted else "primary"
-
-
-def secret_credentials(clients: Clients) -> Any:
-    """``(user, password)`` from the Secrets Manager secret named by the target."""
-
-    def get(target: Mapping[str, Any]) -> tuple[str, str]:
-        try:
-            return db_credentials(clients, str(target["secret_arn"]),
-                                  str(target.get("region") or "us-east-1"))
-        except LookupError as exc:
-            raise SwitchError(str(exc)) from None
-
-    return get
-
-
 def aws_switchers(clients: Clients) -> dict[str, Any]:
     return {
         "pointer": PointerSwitcher(clients),
@@ -288,6 +248,5 @@ def aws_switchers(clients: Clients) -> dict[str, Any]:
         "apigw_integration": IntegrationSwitcher(clients),
         "route53_health_metrics": HealthMetricsSwitcher(clients),
         "route53_record": RecordSwitcher(clients),
-        "rds_promote": RdsPromoteSwitcher(clients),
-        "sql_promote": SqlPromoteSwitcher(secret_credentials(clients)),
+        **db_switchers(clients),
     }

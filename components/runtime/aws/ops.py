@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.runtime.aws.clients import Clients
+from components.runtime.aws.monitor import build
 from components.runtime.aws.state import DynamoStateStore
 from components.runtime.config import LAYERS, MonitorConfig, load
 from components.runtime.engine import Side, other
 from components.runtime.errors import SwitchError
-from components.runtime.monitor import build
 from components.runtime.monitor_core import Outcome, assess, ops_holder
 from components.runtime.observe import Log
 
