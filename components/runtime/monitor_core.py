@@ -30,6 +30,7 @@ from components.runtime.lease import Lease, StateStore, SwitchRecord
 from components.runtime.notify import Alert, Notifier
 from components.runtime.observe import Log
 from components.runtime.probes import Probe, ProbeResult, run_probes
+from components.runtime.verdict import assess
 
 #: A lease outlives the slowest switch we allow; a holder never starts a target switch with
 #: less than MIN_LEASE_LEFT_S left.
@@ -56,44 +57,6 @@ class Outcome:
     detail: str = ""
     latency_s: float | None = None
     """Probe verdict to verified switch, for switches."""
-
-
-def assess(
-    layer: str,
-    scope: str,
-    targets: Sequence[Mapping[str, Any]],
-    results: Sequence[ProbeResult],
-) -> tuple[bool | None, bool | None]:
-    """Primary and standby health of one scope from this round's probe results."""
-
-    def all_ok(rs: list[ProbeResult]) -> bool | None:
-        return all(r.ok for r in rs) if rs else None
-
-    if layer in ("gateway", "logic"):
-        mine = [r for r in results if r.scope == scope and r.kind == "lambda"]
-        return (all_ok([r for r in mine if r.side == "primary"]),
-                all_ok([r for r in mine if r.side == "standby"]))
-    if layer == "data":
-        max_lag = next((float(t["max_lag_s"]) for t in targets
-                        if t["kind"] in ("rds_promote", "sql_promote")),
-                       None)
-        prim = [r for r in results if r.side == "primary"]
-        stby = [r for r in results if r.side == "standby"]
-        standby_ok = all_ok(stby)
-        if standby_ok and max_lag is not None:
-            lags = [r.data.get("lag_s") for r in stby if r.kind == "sql"]
-            if any(lag is None or lag > max_lag for lag in lags):
-                standby_ok = False  # too far behind to promote within the RPO budget
-        return all_ok(prim), standby_ok
-    # dns
-    http = [r for r in results if r.kind == "http"]
-    regions = next((t.get("regions") for t in targets if t.get("regions")), None)
-    if isinstance(regions, Mapping):  # direct mode: scope is a group
-        return (all_ok([r for r in http if r.scope == regions["primary"]]),
-                all_ok([r for r in http if r.scope == regions["standby"]]))
-    own = [r for r in http if r.scope == scope]
-    others = [r for r in http if r.scope != scope]
-    return all_ok(own), (any(r.ok for r in others) if others else None)
 
 
 @dataclass

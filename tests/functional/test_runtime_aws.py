@@ -392,8 +392,8 @@ def test_bucket_probe_heads_writes_and_reads_back() -> None:
 
 
 def test_replica_lag_beyond_the_budget_makes_the_standby_unfit() -> None:
-    from components.runtime.monitor_core import assess
     from components.runtime.probes import ProbeResult
+    from components.runtime.verdict import assess
 
     targets = [{"scope": "data", "kind": "rds_promote", "max_lag_s": 5}]
 

@@ -14,8 +14,9 @@ from components.runtime.aws.state import DynamoStateStore
 from components.runtime.config import LAYERS, MonitorConfig, load
 from components.runtime.engine import Side, other
 from components.runtime.errors import SwitchError
-from components.runtime.monitor_core import Outcome, assess, ops_holder
+from components.runtime.monitor_core import Outcome, ops_holder
 from components.runtime.observe import Log
+from components.runtime.verdict import assess
 
 
 @dataclass
