@@ -53,8 +53,8 @@ def assess(
     targets: Sequence[Mapping[str, Any]],
     results: Sequence[ProbeResult],
 ) -> tuple[bool | None, bool | None]:
-    """Primary and standby health of one scope from this round's probe results, for a scope
-    whose primary is active (the state before any switch)."""
+    """Primary and standby health of one scope from this round's probe results (the active
+    side inferred as in ``assess_scope``)."""
     return assess_scope(layer, scope, targets, results).pair
 
 
@@ -66,9 +66,10 @@ def assess_scope(
     active: Side | None = None,
     registry: Registry = REGISTRY,
 ) -> Verdict:
-    """The verdict for one scope. ``active`` is the side the scope's committed state names
-    (primary when not given): it must be writable, and the other side must pass the lag
-    guard."""
+    """The verdict for one scope. ``active`` is the side the scope's committed state names:
+    it must be writable, and the other side must pass the lag guard. Without it, the side
+    whose probes alone say ``writable: True`` is taken as active (after a failover the
+    standby is the writer and the primary a replica), else the primary."""
 
     def role(r: ProbeResult) -> Role | None:
         try:
@@ -88,7 +89,7 @@ def assess_scope(
     }
     health: dict[Side, bool | None] = {s: _all_ok(rs) for s, rs in by_side.items()}
     notes: list[str] = []
-    act: Side = active or "primary"
+    act: Side = active or _writer(by_side) or "primary"
     if health[act]:
         fenced = [r for r in by_side[act] if r.data.get("writable") is False]
         if fenced:
@@ -108,6 +109,13 @@ def assess_scope(
             health[cand] = False
             notes.append(f"{cand} is not fit to take over ({t['kind']}): {why}")
     return Verdict(health["primary"], health["standby"], reported, tuple(notes))
+
+
+def _writer(by_side: Mapping[Side, Sequence[ProbeResult]]) -> Side | None:
+    writers = [s for s, rs in by_side.items()
+               if any(r.data.get("writable") is True for r in rs)
+               and not any(r.data.get("writable") is False for r in rs)]
+    return writers[0] if len(writers) == 1 else None
 
 
 def _all_ok(rs: Sequence[ProbeResult]) -> bool | None:

@@ -14,11 +14,13 @@ RDS = {"scope": "data", "kind": "rds_promote", "region": "us-west-2", "instance_
        "max_lag_s": 5}
 POINTER_ALL = {"scope": "data", "kind": "pointer_all", "key": "data", "tables": [],
                "values": {"primary": "us-east-1", "standby": "us-west-2"}}
-PRIMARY_DB = {"replica": False, "writable": True, "lag_s": 0.0}
-REPLICA_DB = {"replica": True, "replicating": True, "writable": False, "lag_s": 0.5}
+PRIMARY_DB: dict[str, Any] = {"replica": False, "replicating": False, "writable": True,
+                              "lag_s": 0.0}
+REPLICA_DB: dict[str, Any] = {"replica": True, "replicating": True, "writable": False,
+                              "lag_s": 0.5}
 
 
-def sql(side: str, ok: bool = True, **data: Any) -> ProbeResult:
+def sql(side: str, *, ok: bool = True, **data: Any) -> ProbeResult:
     base = PRIMARY_DB if side == "primary" else REPLICA_DB
     return ProbeResult("data", "sql", ok, 3.0, "SELECT 1 ok" if ok else "timed out", side,
                        {**base, **data} if ok else {})
@@ -93,6 +95,18 @@ def test_after_failover_the_primary_is_judged_as_the_replica_and_the_standby_as_
     # the active standby stopped accepting writes
     stuck = [sql("primary", **REPLICA_DB), sql("standby", **{**PRIMARY_DB, "writable": False})]
     assert assess_scope("data", "data", [RDS], stuck, active="standby").pair == (True, False)
+
+
+def test_without_the_committed_side_the_writer_is_taken_as_active() -> None:
+    # A planned failback (`standby switch --to primary`) checks the primary with the plain
+    # ``assess``: the primary is then a replica, fit when it replicates within max_lag_s.
+    results = [sql("primary", **REPLICA_DB), sql("standby", **PRIMARY_DB)]
+    assert assess("data", "data", [RDS], results) == (True, True)
+    lagging = [sql("primary", **{**REPLICA_DB, "lag_s": 60.0}), sql("standby", **PRIMARY_DB)]
+    assert assess("data", "data", [RDS], lagging) == (False, True)
+    # no side says it is the single writer: the primary is taken as active
+    both = [sql("primary", **PRIMARY_DB), sql("standby", **PRIMARY_DB)]
+    assert assess("data", "data", [RDS], both) == (True, False)
 
 
 def test_gateway_entry_probe_is_reported_but_the_logic_functions_decide() -> None:
