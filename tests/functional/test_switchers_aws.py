@@ -219,3 +219,35 @@ def test_monitor_round_reconciles_the_stage_to_the_committed_side() -> None:
         server.stop()
     assert not outcome.switched
     assert stage_state(target) == ("shop-logic-use1-standby", str(lease.token))
+
+
+def test_bucket_fault_never_moves_the_data_pointer() -> None:
+    # review #5 end to end: two monitors, the data store healthy in both regions, the
+    # primary bucket gone. Before, the bucket failed the primary side and quorum moved data.
+    w.state_table()
+    for r in (w.R1, w.R2):
+        w.pointer_table(r)
+        w.client("dynamodb", r).create_table(
+            TableName="shop-data", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+    w.client("s3", w.R2).create_bucket(Bucket="shop-data-standby",
+                                       CreateBucketConfiguration={"LocationConstraint": w.R2})
+    sides = {w.R1: "primary", w.R2: "standby"}
+    probes = [*({"scope": "data", "kind": "dynamodb", "side": s, "region": r,
+                 "table": "shop-data"} for r, s in sides.items()),
+              *({"scope": "data", "kind": "bucket", "side": s, "region": r,
+                 "bucket": f"shop-data-{s}"} for r, s in sides.items())]
+    switch = [{"scope": "data", "kind": "pointer_all", "key": "data",
+               "tables": [{"region": r, "table": "shop-standby-pointers"} for r in sides],
+               "values": {"primary": w.R1, "standby": w.R2}}]
+    monitors = [w.monitor(w.env("data", r, probes, switch)) for r in sides]
+    try:
+        outcomes = [o for _ in range(3) for m in monitors for o in m.round()]
+        results = monitors[0].probe()
+    finally:
+        for m in monitors:
+            m.close()
+    assert [r.ok for r in results if r.kind == "bucket"] == [False, True]  # the fault is real
+    assert not any(o.switched or o.decision.is_switch for o in outcomes)
+    assert w.pointer(w.R1, "data") == (w.R1, 0) and w.pointer(w.R2, "data") == (w.R1, 0)
