@@ -169,16 +169,19 @@ def _token(raw: Any) -> int:
 def _check_token(what: str, held: int, current: Any, token: int, value: Any) -> None:
     """The pointer rule for targets that hold a token: a newer token wins; the same token may
     only repeat its own write (a retry), never move the target elsewhere."""
-    if held > token or (held == token and current != value):
-        raise StaleToken(f"{what} holds token {held}, newer than or equal to {token} for "
-                         "another side; a later switch owns it")
+    if held > token:
+        raise StaleToken(f"{what} holds token {held}: a write with token {token} is stale "
+                         "(a later switch owns the target)")
+    if held == token and current != value:
+        raise StaleToken(f"{what} holds token {held} for {current!r}: the same token may "
+                         f"only repeat that write, not set {value!r}")
 
 
 class StageVariableSwitcher(_Base):
     """REST API stage variable naming the logic function. One UpdateStage call sets the
     variable and ``standbyToken`` together; ``apply`` refuses a token older than the one the
-    stage holds, and ``heartbeat`` brings a stage that a racing or crashed switch left on the
-    other side back to the committed one."""
+    stage holds, and ``heartbeat`` brings a stage that a racing holder or a hand edit left on
+    the other side back to the committed one."""
 
     def _what(self, target: Mapping[str, Any]) -> str:
         return f"stage {target['rest_api_id']}/{target['stage']}"
