@@ -2,38 +2,26 @@
 
 Every problem is collected and reported at once (``ConfigError``), naming the variable, the
 bad value and what is allowed. A monitor with a bad configuration switches nothing.
+
+Probe and switch kinds, with the keys each needs, come from the registry
+(``components.runtime.registry``): the cloud adapter the handler imports registers its kinds,
+so this module names none of them.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from components.runtime import probes as _core_probes  # noqa: F401  registers http, sql
 from components.runtime.engine import Settings
 from components.runtime.errors import ConfigError
+from components.runtime.registry import REGISTRY, Registry
 
 LAYERS = ("dns", "gateway", "logic", "data")
-PROBE_KINDS: dict[str, tuple[str, ...]] = {
-    "http": ("scope", "url"),
-    "lambda": ("scope", "side", "function"),
-    "dynamodb": ("scope", "side", "region", "table"),
-    "sql": ("scope", "side", "engine", "host", "port", "database"),
-    "bucket": ("scope", "side", "region", "bucket"),
-}
-SWITCH_KINDS: dict[str, tuple[str, ...]] = {
-    "route53_health_metrics": ("scope", "region", "namespace", "dimensions", "force_metric",
-                               "veto_metric", "force_alarm", "veto_alarm"),
-    "route53_record": ("scope", "zone_id", "name", "type", "ttl", "values"),
-    "apigw_stage_variable": ("scope", "region", "rest_api_id", "stage", "variable", "values"),
-    "apigw_integration": ("scope", "region", "api_id", "integration_id", "values"),
-    "pointer": ("scope", "region", "table", "key", "values"),
-    "pointer_all": ("scope", "tables", "key", "values"),
-    "rds_promote": ("scope", "region", "instance_id", "max_lag_s"),
-    "sql_promote": ("scope", "engine", "database", "sides", "max_lag_s", "secret_arn"),
-}
 WEBHOOK_KINDS = ("wecom", "dingtalk", "slack")
 SETTINGS_RANGES: dict[str, tuple[float, float]] = {
     "interval_s": (1, 300), "timeout_s": (0.1, 30), "failure_threshold": (1, 10),
@@ -108,7 +96,8 @@ def _settings(raw: Any, problems: list[str]) -> Settings:
         return Settings()
 
 
-def _entries(raw: Any, name: str, kinds: dict[str, tuple[str, ...]], problems: list[str],
+def _entries(raw: Any, name: str, kinds: Mapping[str, tuple[str, ...]], problems: list[str],
+             check: Callable[[dict[str, Any]], str | None] | None = None,
              allow_empty: bool = False) -> list[dict[str, Any]]:
     if not isinstance(raw, list):
         if raw is not None:
@@ -122,8 +111,11 @@ def _entries(raw: Any, name: str, kinds: dict[str, tuple[str, ...]], problems: l
             problems.append(f"{name}[{i}]: must be an object")
             continue
         kind = entry.get("kind")
-        if kind not in kinds:
-            problems.append(f"{name}[{i}].kind: {kind!r}; allowed: {', '.join(kinds)}")
+        if not isinstance(kind, str) or kind not in kinds:
+            known = (f"allowed: {', '.join(sorted(kinds))}" if kinds else
+                     "no kinds are registered (a cloud adapter registers its kinds when "
+                     "imported)")
+            problems.append(f"{name}[{i}].kind: {kind!r}; {known}")
             continue
         missing = [k for k in kinds[kind] if k not in entry]
         if missing:
@@ -142,8 +134,27 @@ def _entries(raw: Any, name: str, kinds: dict[str, tuple[str, ...]], problems: l
         if entry.get("side") not in (None, "primary", "standby"):
             problems.append(f"{name}[{i}].side: {entry['side']!r}; allowed: primary, standby")
             continue
+        problem = check(entry) if check is not None else None
+        if problem:
+            problems.append(f"{name}[{i}]{problem}")
+            continue
         out.append(entry)
     return out
+
+
+def _lag_guard(registry: Registry) -> Callable[[dict[str, Any]], str | None]:
+    """A lag-guarded target's ``max_lag_s`` must be a number of seconds: the verdict compares
+    the replica's lag with it every round, and a string there would fail mid-round."""
+
+    def check(target: dict[str, Any]) -> str | None:
+        if not registry.switch(target["kind"]).lag_guard:
+            return None
+        lag = target.get("max_lag_s")
+        if isinstance(lag, bool) or not isinstance(lag, (int, float)) or not 0 <= lag <= 86400:
+            return f".max_lag_s ({target['kind']}): {lag!r}; allowed: a number in 0..86400"
+        return None
+
+    return check
 
 
 def env_number(env: Mapping[str, str], name: str, default: float, lo: float, hi: float,
@@ -163,8 +174,12 @@ def env_number(env: Mapping[str, str], name: str, default: float, lo: float, hi:
     return default
 
 
-def load(env: Mapping[str, str] | None = None) -> MonitorConfig:
-    """Read and check the whole contract; raises ``ConfigError`` listing every problem."""
+def load(env: Mapping[str, str] | None = None, registry: Registry = REGISTRY) -> MonitorConfig:
+    """Read and check the whole contract; raises ``ConfigError`` listing every problem.
+
+    Kinds are checked against ``registry``: the process-wide one holds whatever the imported
+    adapters registered.
+    """
     env = os.environ if env is None else env
     problems: list[str] = []
     required = ("STANDBY_TOPOLOGY", "STANDBY_LAYER", "STANDBY_REGION", "STANDBY_STATE_TABLE",
@@ -176,10 +191,12 @@ def load(env: Mapping[str, str] | None = None) -> MonitorConfig:
     if layer and layer not in LAYERS:
         problems.append(f"STANDBY_LAYER: {layer!r}; allowed: {', '.join(LAYERS)}")
     settings = _settings(_json(env, "STANDBY_SETTINGS", problems), problems)
-    probes = _entries(_json(env, "STANDBY_PROBES", problems), "STANDBY_PROBES", PROBE_KINDS,
+    probe_kinds = {n: k.required for n, k in registry.probes().items()}
+    switch_kinds = {n: k.required for n, k in registry.switches().items()}
+    probes = _entries(_json(env, "STANDBY_PROBES", problems), "STANDBY_PROBES", probe_kinds,
                       problems)
-    switch = _entries(_json(env, "STANDBY_SWITCH", problems), "STANDBY_SWITCH", SWITCH_KINDS,
-                      problems)
+    switch = _entries(_json(env, "STANDBY_SWITCH", problems), "STANDBY_SWITCH", switch_kinds,
+                      problems, check=_lag_guard(registry))
     hooks: list[Webhook] = []
     raw_hooks = _json(env, "STANDBY_WEBHOOKS", []) if env.get("STANDBY_WEBHOOKS") else []
     if not isinstance(raw_hooks, list):

@@ -1,9 +1,10 @@
 """Probes: each returns a plain ``ProbeResult`` and never raises.
 
-Cloud-neutral probes live here (HTTP, SQL); cloud adapters add theirs (AWS: Lambda invoke,
-DynamoDB, S3 in ``components.runtime.aws.probes``). A probe that times out or errors is a
-failed probe with the reason in ``detail``; an unexpected exception in a probe is also a
-failure, so one broken probe can never stop the round.
+Cloud-neutral probes live here (HTTP, SQL); cloud adapters add theirs. Every kind is
+registered with its role (``components.runtime.registry``), which is what the verdicts
+read. A probe that times out or errors is a failed probe with the reason in ``detail``; an
+unexpected exception in a probe is also a failure, so one broken probe can never stop the
+round.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
+
+from components.runtime.registry import ProbeKind, register_probe
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,14 @@ class ProbeResult:
 
 
 Probe = Callable[[Mapping[str, Any], float], ProbeResult]
+
+# The cloud-neutral kinds (their connection details, e.g. SQL credentials, come from the
+# adapter that runs them). The gateway's URL is the public entry path; a SQL server is the
+# store the data layer switches.
+HTTP = register_probe(ProbeKind("http", "entry", ("scope", "url"), component="endpoint"))
+SQL = register_probe(ProbeKind("sql", "backend",
+                               ("scope", "side", "engine", "host", "port", "database"),
+                               component="database"))
 
 
 def timed(target: Mapping[str, Any], fn: Callable[[], tuple[bool, str, dict[str, Any]]]) -> ProbeResult:  # noqa: E501

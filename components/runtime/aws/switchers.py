@@ -1,10 +1,21 @@
 """AWS switchers. Each is idempotent (applying the same side twice is harmless) and reads
-back what it wrote (``verify``). Pointers are fenced: a write with an older token is
-rejected by the pointer item itself (``StaleToken``).
+back what it wrote (``verify``).
+
+Every switcher honours the fencing token or is reconciled:
+
+* pointers hold the token and reject an older one in the same conditional write;
+* a stage variable (``standbyToken``) and an integration (its description) hold the token
+  next to the value, written in the same call; ``apply`` reads it back and refuses an older
+  token (``StaleToken``). API Gateway has no conditional update, so a read-then-write race
+  remains, and the ``heartbeat`` closes it: every round it brings the target back to the
+  committed side unless a newer token owns it;
+* a Route 53 record and a CloudWatch metric cannot return a token, so the ``heartbeat``
+  reconciles them to the committed side every round.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -73,6 +84,28 @@ class PointerSwitcher(_Base):
         value, _ = self._read(target["region"], target["table"], target["key"])
         return _side_of(target["values"], value)
 
+    def _catch_up(self, region: str, table: str, key: str, value: str, token: int) -> None:
+        """Write the committed value unless the item already holds it at this token; the
+        conditional write leaves a newer token alone (``StaleToken``)."""
+        held_value, held = self._read(region, table, key)
+        if held < token or held_value != value:
+            self._write(region, table, key, value, token, "reconciled to the committed side")
+
+    def heartbeat(self, target: Mapping[str, Any], active: Side, token: int) -> None:
+        """Bring the pointer back to the committed side (a switch that crashed between its
+        writes, or a hand edit); never before the first switch (token 0: the deploy's
+        initial item stands) and never over a newer token."""
+        if token <= 0:
+            return
+        try:
+            self._catch_up(target["region"], target["table"], target["key"],
+                           target["values"][active], token)
+        except StaleToken:
+            return
+        except (ClientError, BotoCoreError) as exc:
+            raise SwitchError(f"pointer {target['table']}#{target['key']} in "
+                              f"{target['region']}: heartbeat: {exc}") from None
+
 
 class PointerAllSwitcher(PointerSwitcher):
     """The same pointer in every region's table (the data pointer).
@@ -113,59 +146,142 @@ class PointerAllSwitcher(PointerSwitcher):
             return
         for t in target["tables"]:
             try:
-                value, held = self._read(t["region"], t["table"], target["key"])
-                if held < token or value != target["values"][active]:
-                    self._write(t["region"], t["table"], target["key"],
-                                target["values"][active], token, "catch-up after switch")
+                self._catch_up(t["region"], t["table"], target["key"],
+                               target["values"][active], token)
             except (StaleToken, SwitchError, ClientError, BotoCoreError):
                 continue  # still unreachable or newer: the next round tries again
 
 
+#: The stage variable that holds the fencing token of the switch that set the stage.
+TOKEN_VARIABLE = "standbyToken"
+_DESCRIPTION_TOKEN = re.compile(r"^standby token (\d{1,18})\b")
+
+
+def _token(raw: Any) -> int:
+    """A recorded token; anything unreadable counts as none recorded (0), so a hand-edited
+    value can delay nothing: the heartbeat rewrites it with the committed token."""
+    try:
+        return max(0, int(str(raw))) if raw is not None else 0
+    except ValueError:
+        return 0
+
+
+def _check_token(what: str, held: int, current: Any, token: int, value: Any) -> None:
+    """The pointer rule for targets that hold a token: a newer token wins; the same token may
+    only repeat its own write (a retry), never move the target elsewhere."""
+    if held > token:
+        raise StaleToken(f"{what} holds token {held}: a write with token {token} is stale "
+                         "(a later switch owns the target)")
+    if held == token and current != value:
+        raise StaleToken(f"{what} holds token {held} for {current!r}: the same token may "
+                         f"only repeat that write, not set {value!r}")
+
+
 class StageVariableSwitcher(_Base):
-    """REST API stage variable naming the logic function (one UpdateStage call)."""
+    """REST API stage variable naming the logic function. One UpdateStage call sets the
+    variable and ``standbyToken`` together; ``apply`` refuses a token older than the one the
+    stage holds, and ``heartbeat`` brings a stage that a racing holder or a hand edit left on
+    the other side back to the committed one."""
 
-    def apply(self, target: Mapping[str, Any], to: Side, token: int, reason: str) -> None:
-        try:
-            self.clients.get("apigateway", target["region"]).update_stage(
-                restApiId=target["rest_api_id"], stageName=target["stage"],
-                patchOperations=[{"op": "replace", "path": f"/variables/{target['variable']}",
-                                  "value": target["values"][to]}],
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise SwitchError(f"stage {target['rest_api_id']}/{target['stage']}: {exc}") from None
+    def _what(self, target: Mapping[str, Any]) -> str:
+        return f"stage {target['rest_api_id']}/{target['stage']}"
 
-    def current(self, target: Mapping[str, Any]) -> Side | None:
+    def _variables(self, target: Mapping[str, Any]) -> dict[str, Any]:
         stage = self.clients.get("apigateway", target["region"]).get_stage(
             restApiId=target["rest_api_id"], stageName=target["stage"])
-        return _side_of(target["values"], stage.get("variables", {}).get(target["variable"]))
+        return dict(stage.get("variables") or {})
+
+    def _write(self, target: Mapping[str, Any], value: str, token: int) -> None:
+        self.clients.get("apigateway", target["region"]).update_stage(
+            restApiId=target["rest_api_id"], stageName=target["stage"],
+            patchOperations=[
+                {"op": "replace", "path": f"/variables/{target['variable']}", "value": value},
+                {"op": "replace", "path": f"/variables/{TOKEN_VARIABLE}", "value": str(token)},
+            ],
+        )
+
+    def apply(self, target: Mapping[str, Any], to: Side, token: int, reason: str) -> None:
+        value = target["values"][to]
+        try:
+            held = self._variables(target)
+            _check_token(self._what(target), _token(held.get(TOKEN_VARIABLE)),
+                         held.get(target["variable"]), token, value)
+            self._write(target, value, token)
+        except (ClientError, BotoCoreError) as exc:
+            raise SwitchError(f"{self._what(target)}: {exc}") from None
+
+    def current(self, target: Mapping[str, Any]) -> Side | None:
+        return _side_of(target["values"], self._variables(target).get(target["variable"]))
+
+    def heartbeat(self, target: Mapping[str, Any], active: Side, token: int) -> None:
+        """Reconcile to the committed state. A newer token on the stage is left alone: the
+        committed state this monitor read may be older than a switch that just committed,
+        and an interrupted newer switch is resumed or rolled back by its intent, with a
+        newer token still."""
+        try:
+            held = self._variables(target)
+            recorded = _token(held.get(TOKEN_VARIABLE))
+            value = target["values"][active]
+            if recorded > token:
+                return
+            if held.get(target["variable"]) != value or recorded != token:
+                self._write(target, value, token)
+        except (ClientError, BotoCoreError) as exc:
+            raise SwitchError(f"{self._what(target)}: heartbeat: {exc}") from None
 
 
 class IntegrationSwitcher(_Base):
-    """HTTP API integration URI (one UpdateIntegration call)."""
+    """HTTP API integration URI. One UpdateIntegration call sets the URI and a description
+    ``standby token N: reason``; ``apply`` refuses a token older than the one recorded there,
+    ``heartbeat`` reconciles as for stage variables."""
 
-    def apply(self, target: Mapping[str, Any], to: Side, token: int, reason: str) -> None:
-        try:
-            self.clients.get("apigatewayv2", target["region"]).update_integration(
-                ApiId=target["api_id"], IntegrationId=target["integration_id"],
-                IntegrationUri=target["values"][to],
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise SwitchError(f"integration {target['api_id']}/{target['integration_id']}: {exc}") from None  # noqa: E501
+    def _what(self, target: Mapping[str, Any]) -> str:
+        return f"integration {target['api_id']}/{target['integration_id']}"
 
-    def current(self, target: Mapping[str, Any]) -> Side | None:
+    def _get(self, target: Mapping[str, Any]) -> tuple[Any, int]:
         integ = self.clients.get("apigatewayv2", target["region"]).get_integration(
             ApiId=target["api_id"], IntegrationId=target["integration_id"])
-        return _side_of(target["values"], integ.get("IntegrationUri"))
+        m = _DESCRIPTION_TOKEN.match(str(integ.get("Description") or ""))
+        return integ.get("IntegrationUri"), int(m.group(1)) if m else 0
+
+    def _write(self, target: Mapping[str, Any], value: str, token: int, reason: str) -> None:
+        self.clients.get("apigatewayv2", target["region"]).update_integration(
+            ApiId=target["api_id"], IntegrationId=target["integration_id"],
+            IntegrationUri=value, Description=f"standby token {token}: {reason}"[:1024],
+        )
+
+    def apply(self, target: Mapping[str, Any], to: Side, token: int, reason: str) -> None:
+        value = target["values"][to]
+        try:
+            current, held = self._get(target)
+            _check_token(self._what(target), held, current, token, value)
+            self._write(target, value, token, reason)
+        except (ClientError, BotoCoreError) as exc:
+            raise SwitchError(f"{self._what(target)}: {exc}") from None
+
+    def current(self, target: Mapping[str, Any]) -> Side | None:
+        return _side_of(target["values"], self._get(target)[0])
+
+    def heartbeat(self, target: Mapping[str, Any], active: Side, token: int) -> None:
+        try:
+            current, held = self._get(target)
+            value = target["values"][active]
+            if held > token:
+                return  # a newer switch owns it (see StageVariableSwitcher.heartbeat)
+            if current != value or held != token:
+                self._write(target, value, token, f"reconciled to committed {active}")
+        except (ClientError, BotoCoreError) as exc:
+            raise SwitchError(f"{self._what(target)}: heartbeat: {exc}") from None
 
 
 class HealthMetricsSwitcher(_Base):
     """Route 53 through its data plane: the DNS monitor publishes ``ForceFailover`` (1 takes
-    the region out of DNS) and ``VetoFailover`` (0: let Route 53's own checks decide).
+    the region out of DNS). A metric holds no token, so it is reconciled instead: the
+    ``heartbeat`` publishes the committed side's value every round, which is also what keeps
+    the force alarm fed (with no data it is OK: not forced).
 
-    The alarms behind the calculated health check read these metrics, so the metric must be
-    published every round (``heartbeat``); with no data the force alarm is OK (not forced).
     ``verify`` checks that the force alarm exists and watches exactly this metric; the
-    alarm itself changes state at its next 10 s evaluation.
+    alarm itself changes state at its next evaluation period.
     """
 
     def _put(self, target: Mapping[str, Any], force: float) -> None:
@@ -173,9 +289,7 @@ class HealthMetricsSwitcher(_Base):
         self.clients.get("cloudwatch", target["region"]).put_metric_data(
             Namespace=target["namespace"],
             MetricData=[{"MetricName": target["force_metric"], "Dimensions": dims,
-                         "Value": force, "Unit": "Count"},
-                        {"MetricName": target["veto_metric"], "Dimensions": dims,
-                         "Value": 0.0, "Unit": "Count"}],
+                         "Value": force, "Unit": "Count"}],
         )
 
     def apply(self, target: Mapping[str, Any], to: Side, token: int, reason: str) -> None:
@@ -185,7 +299,10 @@ class HealthMetricsSwitcher(_Base):
             raise SwitchError(f"metrics for {target['scope']}: {exc}") from None
 
     def heartbeat(self, target: Mapping[str, Any], active: Side, token: int) -> None:
-        self._put(target, 1.0 if active == "standby" else 0.0)
+        try:
+            self._put(target, 1.0 if active == "standby" else 0.0)
+        except (ClientError, BotoCoreError) as exc:
+            raise SwitchError(f"metrics for {target['scope']}: heartbeat: {exc}") from None
 
     def _alarm(self, target: Mapping[str, Any]) -> dict[str, Any] | None:
         alarms = self.clients.get("cloudwatch", target["region"]).describe_alarms(
@@ -213,19 +330,25 @@ class HealthMetricsSwitcher(_Base):
 
 
 class RecordSwitcher(_Base):
-    """Direct mode: UPSERT the record to the side's gateway target."""
+    """Direct mode: UPSERT the record to the side's gateway target. The change comment
+    carries the token for the audit trail, but Route 53 cannot return it with the record,
+    so a stale apply cannot be refused here: the ``heartbeat`` reconciles the record to the
+    committed side instead."""
+
+    def _upsert(self, target: Mapping[str, Any], value: str, comment: str) -> None:
+        self.clients.get("route53", "us-east-1").change_resource_record_sets(
+            HostedZoneId=target["zone_id"],
+            ChangeBatch={"Comment": comment[:256], "Changes": [{
+                "Action": "UPSERT",
+                "ResourceRecordSet": {"Name": target["name"], "Type": target["type"],
+                                      "TTL": int(target["ttl"]),
+                                      "ResourceRecords": [{"Value": value}]},
+            }]},
+        )
 
     def apply(self, target: Mapping[str, Any], to: Side, token: int, reason: str) -> None:
         try:
-            self.clients.get("route53", "us-east-1").change_resource_record_sets(
-                HostedZoneId=target["zone_id"],
-                ChangeBatch={"Comment": f"standby token {token}: {reason}"[:256], "Changes": [{
-                    "Action": "UPSERT",
-                    "ResourceRecordSet": {"Name": target["name"], "Type": target["type"],
-                                          "TTL": int(target["ttl"]),
-                                          "ResourceRecords": [{"Value": target["values"][to]}]},
-                }]},
-            )
+            self._upsert(target, target["values"][to], f"standby token {token}: {reason}")
         except (ClientError, BotoCoreError) as exc:
             raise SwitchError(f"record {target['name']}: {exc}") from None
 
@@ -234,10 +357,19 @@ class RecordSwitcher(_Base):
             HostedZoneId=target["zone_id"], StartRecordName=target["name"],
             StartRecordType=target["type"], MaxItems="1")
         for rrs in out.get("ResourceRecordSets", []):
-            if rrs["Name"].rstrip(".") == str(target["name"]).rstrip("."):
+            if (rrs["Name"].rstrip(".") == str(target["name"]).rstrip(".")
+                    and rrs.get("Type") == target["type"]):
                 values = [r["Value"] for r in rrs.get("ResourceRecords", [])]
                 return _side_of(target["values"], values[0] if values else None)
         return None
+
+    def heartbeat(self, target: Mapping[str, Any], active: Side, token: int) -> None:
+        try:
+            if self.current(target) != active:
+                self._upsert(target, target["values"][active],
+                             f"standby token {token}: reconciled to committed {active}")
+        except (ClientError, BotoCoreError) as exc:
+            raise SwitchError(f"record {target['name']}: heartbeat: {exc}") from None
 
 
 def aws_switchers(clients: Clients) -> dict[str, Any]:
