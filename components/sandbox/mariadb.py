@@ -13,6 +13,7 @@ started here is stopped by PID in ``close()`` (and by the context manager).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pwd
@@ -84,6 +85,30 @@ def ensure_mariadb(say: Any = print) -> MariaBin:
     return mariadb_bin()
 
 
+_INNODB = ("--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M",
+           "--innodb-flush-log-at-trx-commit=2", "--innodb-doublewrite=0")
+_TEMPLATES: dict[tuple[Path, str], Path] = {}
+
+
+def _template(b: MariaBin, user: str) -> Path:
+    """A freshly installed, never started data dir (made once per process)."""
+    key = (b.mariadbd, user)
+    if key not in _TEMPLATES:
+        base = Path(tempfile.mkdtemp(prefix="standby-maria-template-"))
+        atexit.register(shutil.rmtree, base, True)
+        out = subprocess.run(
+            [str(b.install_db), "--no-defaults", f"--datadir={base / 'data'}",
+             f"--basedir={b.basedir}", f"--user={user}",
+             "--auth-root-authentication-method=normal", "--skip-test-db",
+             "--skip-name-resolve", *_INNODB],
+            capture_output=True, text=True, timeout=120, cwd=str(base))
+        if out.returncode != 0:
+            raise RuntimeError(f"mariadb-install-db failed ({out.returncode}): "
+                               f"{(out.stderr or out.stdout).strip()[-800:]}")
+        _TEMPLATES[key] = base / "data"
+    return _TEMPLATES[key]
+
+
 @dataclass
 class MariaServer:
     name: str
@@ -120,15 +145,9 @@ class MariaPair:
     # -- process plumbing -------------------------------------------------------------------
 
     def _install(self, srv: MariaServer) -> None:
-        out = subprocess.run(
-            [str(self.bin.install_db), "--no-defaults", f"--datadir={srv.datadir}",
-             f"--basedir={self.bin.basedir}", f"--user={self.user}",
-             "--auth-root-authentication-method=normal", "--skip-test-db",
-             "--skip-name-resolve"],
-            capture_output=True, text=True, timeout=120, cwd=str(self.base))
-        if out.returncode != 0:
-            raise RuntimeError(f"mariadb-install-db failed ({out.returncode}): "
-                               f"{(out.stderr or out.stdout).strip()[-800:]}")
+        # install-db takes seconds on a busy machine; a copy of one pristine data dir per
+        # process takes a fraction of that.
+        shutil.copytree(_template(self.bin, self.user), srv.datadir, symlinks=True)
 
     def _start(self, srv: MariaServer, read_only: bool = False) -> None:
         log = open(self.base / f"{srv.name}.log", "ab")  # noqa: SIM115 - owned by the process
@@ -138,8 +157,7 @@ class MariaPair:
                 f"--pid-file={srv.datadir / 'mariadbd.pid'}", "--skip-name-resolve",
                 f"--server-id={srv.server_id}", "--log-bin=binlog", "--binlog-format=ROW",
                 "--binlog-row-image=FULL", "--log-slave-updates", "--gtid-strict-mode=ON",
-                "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M",
-                "--innodb-flush-log-at-trx-commit=2", "--sync-binlog=0",
+                *_INNODB, "--sync-binlog=0",
                 "--skip-log-error", "--max-connections=64"]
         if read_only:
             args.append("--read-only")
