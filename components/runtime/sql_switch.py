@@ -267,7 +267,7 @@ def _tcp_unreachable(host: str, port: int, timeout_s: float) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout_s):
             return False
-    except (ConnectionRefusedError, TimeoutError, socket.timeout):
+    except (ConnectionRefusedError, TimeoutError):
         return True
     except OSError as exc:
         return exc.errno in _UNREACHABLE_ERRNOS

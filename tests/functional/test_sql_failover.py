@@ -74,8 +74,8 @@ def test_probe_not_promotable_when_walreceiver_down(pg: PgPair) -> None:
     for i in range(5):
         insert(pg, f"lost{i}")  # the primary keeps writing; the replica never gets it
     data = probe(pg, "standby")
-    assert data["replica"] is True and data["replicating"] is False
     assert data["lag_s"] is None  # unknown, not 0
+    assert data["replica"] is True and data["replicating"] is False
 
 
 def test_probe_streaming_replica_and_fenced_primary(pg: PgPair) -> None:
