@@ -5,17 +5,23 @@ and the crash between fence and promote that nobody noticed."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import psycopg
 import pytest
+from botocore.config import Config
 
 from components.runtime import sql_failover
+from components.runtime.aws.clients import Clients
+from components.runtime.aws.db_switchers import RdsPromoteSwitcher
 from components.runtime.errors import SwitchError
 from components.runtime.probes import sql_probe
 from components.runtime.sql_switch import SqlPromoteSwitcher
+from components.sandbox import world
 from components.sandbox.pg import ADMIN, APP, PgPair
 
 
@@ -220,3 +226,89 @@ def test_crash_between_fence_and_promote_can_be_finished(pg: PgPair) -> None:
     sw.apply(target(pg), "standby", token=5, reason="finish")
     assert sw.last["fenced_by_us"] is False and sw.last["promoted"] is True
     assert "before" in ids(pg, "standby") and sw.current(target(pg)) == "standby"
+
+
+# -- rds_promote on the moto server: the old primary is fenced before the promotion ------
+
+R1, R2 = world.R1, world.R2
+
+
+class _DeadRegion(Clients):
+    """The RDS API of one region refuses connections (a real refused TCP connect)."""
+
+    def __init__(self, dead: str) -> None:
+        super().__init__()
+        self.dead = dead
+
+    def get(self, service: str, region: str) -> Any:
+        if region != self.dead:
+            return super().get(service, region)
+        return boto3.client(service, region_name=region,
+                            endpoint_url=f"http://127.0.0.1:{_closed_port()}",
+                            config=Config(connect_timeout=1, retries={"max_attempts": 1}))
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rds_pair(group: str | None) -> dict[str, Any]:
+    rds1, rds2 = world.client("rds", R1), world.client("rds", R2)
+    extra: dict[str, Any] = {}
+    if group:
+        for r in (rds1, rds2):  # moto looks the source's group up in the replica's region too
+            r.create_db_parameter_group(DBParameterGroupName=group, Description="shop",
+                                        DBParameterGroupFamily="postgres15")
+        extra["DBParameterGroupName"] = group
+    src = rds1.create_db_instance(DBInstanceIdentifier="shop-db", Engine="postgres",
+                                  DBInstanceClass="db.t3.micro", AllocatedStorage=20,
+                                  MasterUsername="app", MasterUserPassword="x" * 12, **extra)
+    rds2.create_db_instance_read_replica(
+        DBInstanceIdentifier="shop-db-replica",
+        SourceDBInstanceIdentifier=src["DBInstance"]["DBInstanceArn"])
+    return {"scope": "data", "kind": "rds_promote", "region": R2, "max_lag_s": 5,
+            "instance_id": "shop-db-replica", "fence": "parameter_group"}
+
+
+def read_only_parameter(group: str) -> str | None:
+    params = world.client("rds", R1).describe_db_parameters(
+        DBParameterGroupName=group)["Parameters"]
+    return next((p["ParameterValue"] for p in params
+                 if p["ParameterName"] == "default_transaction_read_only"), None)
+
+
+@pytest.mark.usefixtures("aws")
+def test_rds_promote_fences_old_primary_parameter_group_first() -> None:
+    """Before: rds_promote never fenced; the old primary stayed writable."""
+    t = rds_pair("shop-db-params")
+    sw = RdsPromoteSwitcher(Clients())
+    sw.apply(t, "standby", 3, "primary down")
+    assert read_only_parameter("shop-db-params") == "1"
+    assert sw.last["fenced"] is True and sw.last["promoted"] is True
+
+
+@pytest.mark.usefixtures("aws")
+def test_rds_fence_failure_in_a_reachable_region_aborts_the_promotion() -> None:
+    t = rds_pair(None)  # default.postgres15 cannot be modified
+    sw = RdsPromoteSwitcher(Clients())
+    with pytest.raises(SwitchError, match="default parameter group"):
+        sw.apply(t, "standby", 3, "primary down")
+    assert "promoted" not in sw.last
+
+
+@pytest.mark.usefixtures("aws")
+def test_rds_unreachable_primary_region_is_promoted_past_unfenced() -> None:
+    t = rds_pair("shop-db-params")
+    sw = RdsPromoteSwitcher(_DeadRegion(R1))
+    sw.apply(t, "standby", 3, "region down")
+    assert sw.last["fenced"] is False and "unreachable" in sw.last and sw.last["promoted"]
+    assert read_only_parameter("shop-db-params") is None
+
+
+@pytest.mark.usefixtures("aws")
+def test_rds_fence_mode_is_checked() -> None:
+    t = {**rds_pair("g"), "fence": "security_group"}
+    with pytest.raises(SwitchError, match="allowed: pointer_order, parameter_group"):
+        RdsPromoteSwitcher(Clients()).apply(t, "standby", 3, "x")
