@@ -104,7 +104,8 @@ def _pg_replica_data(row: Sequence[Any], target: Mapping[str, Any]) -> dict[str,
     if not replica:
         return {"replica": False, "read_only": bool(ro), "writable": not ro,
                 "replicating": False, "lag_s": 0.0, "received": None, "applied": None,
-                "applied_all_received": True, "received_age_s": None}
+                "applied_all_received": True, "received_age_s": None,
+                "last_applied_age_s": None}
     limit = float(target.get("max_receipt_age_s") or
                   (float(timeout_ms) / 1000 if timeout_ms else PG_RECEIPT_MAX_AGE_S))
     age = None if receipt_age is None else float(receipt_age)
@@ -118,6 +119,7 @@ def _pg_replica_data(row: Sequence[Any], target: Mapping[str, Any]) -> dict[str,
     return {"replica": True, "read_only": True, "writable": False, "replicating": replicating,
             "lag_s": lag, "received": received, "applied": applied,
             "applied_all_received": caught_up, "received_age_s": age,
+            "last_applied_age_s": None if replay_age is None else float(replay_age),
             "receiver_status": status}
 
 
@@ -134,7 +136,8 @@ def _my_replica_data(cur: Any) -> dict[str, Any]:
     if status is None:
         return {"replica": False, "read_only": ro, "writable": not ro, "replicating": False,
                 "lag_s": 0.0, "received": None, "applied": None,
-                "applied_all_received": True, "received_age_s": None}
+                "applied_all_received": True, "received_age_s": None,
+                "last_applied_age_s": None}
     received = _my_position(status.get("Master_Log_File"), status.get("Read_Master_Log_Pos"))
     applied = _my_position(status.get("Relay_Master_Log_File"),
                            status.get("Exec_Master_Log_Pos"))
@@ -149,8 +152,10 @@ def _my_replica_data(cur: Any) -> dict[str, Any]:
             # The SQL thread must be running, or what was received will never be applied.
             "applied_all_received": received is not None and applied is not None
             and sql == "Yes" and applied >= received,
-            # MariaDB 10.11 does not say when the IO thread last heard from the primary.
-            "received_age_s": None, "io_thread": io, "sql_thread": sql}
+            # MariaDB 10.11 says neither when the IO thread last heard from the primary nor
+            # when the last applied event was written.
+            "received_age_s": None, "last_applied_age_s": None, "io_thread": io,
+            "sql_thread": sql}
 
 
 def sql_probe(target: Mapping[str, Any], timeout_s: float,
@@ -162,7 +167,9 @@ def sql_probe(target: Mapping[str, Any], timeout_s: float,
     the primary within ``wal_receiver_timeout``; MySQL/MariaDB: IO and SQL threads running),
     ``lag_s`` (None when not replicating: unknown, not zero), the ``received`` and ``applied``
     positions and ``applied_all_received``. After the primary dies ``replicating`` is False;
-    ``applied_all_received`` then says whether promoting loses anything the replica got.
+    ``applied_all_received`` then says whether promoting loses anything the replica got, and
+    ``received_age_s``/``last_applied_age_s`` (None where the engine does not say) how old
+    its newest data is: what the primary wrote and never sent is lost either way.
 
     ``connect(target, timeout)`` returns a DB-API connection (the adapter supplies the
     driver and the credentials, e.g. from Secrets Manager).

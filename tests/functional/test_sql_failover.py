@@ -104,6 +104,7 @@ def test_probe_after_primary_killed_says_everything_received_was_applied(pg: PgP
     wait_for(lambda: not probe(pg, "standby")["replicating"], "replication down")
     data = probe(pg, "standby")
     assert data["applied_all_received"] is True and data["lag_s"] is None
+    assert data["last_applied_age_s"] is not None and data["received_age_s"] is None
     sw = switcher(pg)
     sw.apply(target(pg), "standby", token=3, reason="primary down")
     assert sw.last["fenced"] is False and "unreachable" in sw.last
