@@ -108,7 +108,15 @@ def fence(c: Any, engine: str, token: int = 0) -> None:
         cur.fetchall()  # False = gone before we asked, or still running: the check decides
         _check_no_other_sessions(c, engine)
         return
-    # SET GLOBAL read_only waits for open transactions; never longer than a drain may.
+    # Recorded first: once super_read_only is on (MySQL 8), not even an admin may write.
+    cur.execute("SET SESSION sql_log_bin = 0")  # the record stays on this server
+    try:
+        cur.execute("CREATE TABLE IF NOT EXISTS mysql.standby_fence (id int PRIMARY KEY, "
+                    "token bigint NOT NULL, fenced_at timestamp(3) NOT NULL)")
+        cur.execute("REPLACE INTO mysql.standby_fence VALUES (1, %s, NOW(3))", (int(token),))
+    finally:
+        cur.execute("SET SESSION sql_log_bin = 1")
+    # SET GLOBAL read_only waits for commits in flight; never longer than a drain may.
     cur.execute("SET SESSION lock_wait_timeout = 5")
     cur.execute("SET GLOBAL read_only = ON")
     try:
@@ -117,13 +125,6 @@ def fence(c: Any, engine: str, token: int = 0) -> None:
         if not (exc.args and exc.args[0] in (1193, 1064)):
             raise
     _check_no_other_sessions(c, engine, victims=_my_other_sessions(cur))
-    cur.execute("SET SESSION sql_log_bin = 0")  # the record stays on this server
-    try:
-        cur.execute("CREATE TABLE IF NOT EXISTS mysql.standby_fence (id int PRIMARY KEY, "
-                    "token bigint NOT NULL, fenced_at timestamp(3) NOT NULL)")
-        cur.execute("REPLACE INTO mysql.standby_fence VALUES (1, %s, NOW(3))", (int(token),))
-    finally:
-        cur.execute("SET SESSION sql_log_bin = 1")
 
 
 def _my_other_sessions(cur: Any) -> list[int]:

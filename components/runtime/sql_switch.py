@@ -116,7 +116,11 @@ class SqlPromoteSwitcher:
             raise SwitchError(f"{to} {self._endpoint(target, to)} is unreachable: not switching")
         if self._writable(dst_role):
             self.last["already_primary"] = True
-            self._fence_if_writable(target, src, token)
+            try:
+                self._fence_if_writable(target, src, token)
+            except Exception as exc:
+                raise SwitchError(f"{to} is already writable but {src} is writable too and "
+                                  f"could not be fenced: {exc}") from None
             return  # idempotent: the target side is already the primary
         if not dst_role["replica"]:
             self._roll_back_or_refuse(target, to, src)
@@ -197,8 +201,11 @@ class SqlPromoteSwitcher:
         missed the writes made since it was fenced: refuse."""
         src_role = self._role(target, src)
         if src_role is not None and src_role["replica"]:
-            with self._conn(target, to) as c:
-                sql_failover.unfence(c, str(target["engine"]))
+            try:
+                with self._conn(target, to) as c:
+                    sql_failover.unfence(c, str(target["engine"]))
+            except Exception as exc:
+                raise SwitchError(f"roll back: could not unfence {to}: {exc}") from None
             self.last["rolled_back"] = True
             return
         raise SwitchError(
