@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import psycopg
+import pymysql
 import pytest
 from botocore.config import Config
 
@@ -313,3 +314,77 @@ def test_rds_fence_mode_is_checked() -> None:
     t = {**rds_pair("g"), "fence": "security_group"}
     with pytest.raises(SwitchError, match="allowed: pointer_order, parameter_group"):
         RdsPromoteSwitcher(Clients()).apply(t, "standby", 3, "x")
+
+
+# -- MySQL 8.4 spellings (no MySQL 8.4 server on Debian: a cursor that answers as its manual) --
+
+
+class _MySQL84Cursor:
+    """Answers as MySQL 8.4 does (Reference Manual 8.4, "Changes in MySQL 8.4": SHOW SLAVE
+    STATUS, SHOW MASTER STATUS, STOP/RESET SLAVE and MASTER_POS_WAIT() were removed; a removed
+    statement is a syntax error 1064, a removed function error 1305)."""
+
+    COLUMNS = ("Replica_IO_Running", "Replica_SQL_Running", "Seconds_Behind_Source",
+               "Source_Log_File", "Read_Source_Log_Pos", "Relay_Source_Log_File",
+               "Exec_Source_Log_Pos")
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+        self.description: Any = None
+        self._row: Any = None
+
+    def execute(self, sql: str, args: Any = None) -> None:
+        if "SLAVE" in sql or "MASTER STATUS" in sql:
+            raise pymysql.err.ProgrammingError(1064, f"syntax error near {sql!r}")
+        if "MASTER_POS_WAIT" in sql:
+            raise pymysql.err.OperationalError(1305, "FUNCTION MASTER_POS_WAIT does not exist")
+        self.ran.append(sql)
+        self.description, self._row = None, None
+        if sql == "SHOW REPLICA STATUS":
+            self.description = [(c,) for c in self.COLUMNS]
+            self._row = ("Yes", "Yes", 0, "binlog.000003", 900, "binlog.000003", 900)
+        elif sql == "SHOW BINARY LOG STATUS":
+            self._row = ("binlog.000003", 900, "", "", "")
+        elif sql.startswith("SELECT SOURCE_POS_WAIT"):
+            self._row = (0,)
+        elif sql in ("SELECT 1", "SELECT @@global.read_only"):
+            self._row = (1,)
+
+    def fetchone(self) -> Any:
+        return self._row
+
+
+class _Conn:
+    def __init__(self) -> None:
+        self.cur = _MySQL84Cursor()
+
+    def cursor(self) -> _MySQL84Cursor:
+        return self.cur
+
+
+def test_mysql_84_spellings_are_used_when_the_old_ones_are_gone() -> None:
+    c = _Conn()
+    r = sql_failover.role(c, "mysql")
+    assert r == {"replica": True, "read_only": True, "position": "binlog.000003:900"}
+    assert sql_failover.position(c, "mysql") == "binlog.000003:900"
+    assert sql_failover.wait_caught_up(c, "mysql", "binlog.000003:900", 1.0)
+    sql_failover.promote(c, "mysql", 5.0)
+    assert {"STOP REPLICA", "RESET REPLICA ALL", "SHOW BINARY LOG STATUS"} <= set(c.cur.ran)
+    data = probe_mysql(c)
+    assert data["replicating"] is True and data["lag_s"] == 0.0
+    assert data["applied_all_received"] is True
+
+
+def probe_mysql(c: _Conn) -> dict[str, Any]:
+    r = sql_probe({"scope": "data", "kind": "sql", "engine": "mysql"}, 1.0,
+                  lambda t, timeout: _Closing(c))
+    assert r.ok, r.detail
+    return r.data
+
+
+class _Closing(_Conn):
+    def __init__(self, c: _Conn) -> None:
+        self.cur = c.cur
+
+    def close(self) -> None:
+        return None
