@@ -172,10 +172,6 @@ class PgPair:
             shutil.rmtree(old.datadir, ignore_errors=True)
         srv = PgServer(name, self.base / f"{name}-{int(time.time() * 1000)}", free_port()
                        if old is None else old.port)
-        # A just-promoted source replayed WAL written with full_page_writes=off and has not
-        # reached a checkpoint since: pg_basebackup refuses it until one is taken.
-        with self.connect(source, ADMIN) as c:
-            c.execute("CHECKPOINT")
         self._run(str(self.bin / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(src.port),
                   "-U", ADMIN, "-D", str(srv.datadir), "-R", "-X", "stream", "--no-sync",
                   "-c", "fast",

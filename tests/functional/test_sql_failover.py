@@ -64,7 +64,7 @@ def ids(pg: PgPair, name: str) -> set[str]:
 
 
 def wait_for(cond: Any, what: str) -> None:
-    for _ in range(300):
+    for _ in range(1500):  # bounded: 30 s of 20 ms naps, for a loaded machine
         if cond():
             return
         threading.Event().wait(0.02)
