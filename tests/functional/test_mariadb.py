@@ -59,7 +59,7 @@ def insert(m: MariaPair, name: str, i: str) -> None:
 
 
 def wait_applied(m: MariaPair, i: str) -> None:
-    for _ in range(200):
+    for _ in range(1500):  # bounded: 30 s of 20 ms naps, for a loaded machine
         if i in ids(m, "standby"):
             return
         threading.Event().wait(0.02)
@@ -153,7 +153,7 @@ def test_failover_after_primary_killed_promotes_when_all_received_was_applied(
     wait_applied(maria, "k19")
     maria.kill("primary")
     data = probe(maria, "standby")
-    for _ in range(100):
+    for _ in range(600):  # bounded: the IO thread notices the dead primary within seconds
         if data["replicating"] is False:
             break
         threading.Event().wait(0.05)
