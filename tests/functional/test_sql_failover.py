@@ -160,7 +160,8 @@ def test_planned_switchover_with_concurrent_writers_loses_nothing(pg: PgPair) ->
     for t in threads:
         t.start()
     threading.Event().wait(0.3)
-    sw = switcher(pg)
+    alerts: list[tuple[str, str]] = []
+    sw = switcher(pg, alerts)
     try:
         sw.apply(target(pg), "standby", token=1, reason="planned")
     finally:
@@ -170,6 +171,13 @@ def test_planned_switchover_with_concurrent_writers_loses_nothing(pg: PgPair) ->
     assert sw.last["fenced"] is True and sw.last["promoted"] is True and acked
     assert set(acked) <= ids(pg, "standby")
     assert sw.current(target(pg)) == "standby"
+    # Applied but never committed (the monitor died): the heartbeat of the committed side
+    # says so, once, and fences nothing.
+    for _ in range(2):
+        sw.heartbeat(target(pg), "primary", token=0)
+    assert [a[0] for a in alerts] == ["data: standby is the writable side but primary is the "
+                                      "committed one"]
+    assert probe(pg, "standby")["writable"] is True
 
 
 def test_drain_honours_timeout_and_unfences(pg: PgPair) -> None:

@@ -155,8 +155,12 @@ def secret_credentials(clients: Clients) -> Any:
     return get
 
 
-def db_switchers(clients: Clients) -> dict[str, Any]:
+def db_switchers(clients: Clients,
+                 alert: Callable[[str, str], None] | None = None) -> dict[str, Any]:
+    """``alert(title, text)`` receives the SQL heartbeat's critical findings (no writable
+    side, targets disagreeing with the committed side); without it they are raised and the
+    monitor logs them as a failed heartbeat."""
     return {
         "rds_promote": RdsPromoteSwitcher(clients),
-        "sql_promote": SqlPromoteSwitcher(secret_credentials(clients)),
+        "sql_promote": SqlPromoteSwitcher(secret_credentials(clients), alert),
     }
