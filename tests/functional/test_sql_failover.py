@@ -65,8 +65,11 @@ def ids(pg: PgPair, name: str) -> set[str]:
 
 def wait_for(cond: Any, what: str) -> None:
     for _ in range(1500):  # bounded: 30 s of 20 ms naps, for a loaded machine
-        if cond():
-            return
+        try:
+            if cond():
+                return
+        except psycopg.errors.UndefinedTable:
+            pass  # the replica has not replayed the CREATE TABLE yet
         threading.Event().wait(0.02)
     raise AssertionError(f"never: {what}")
 
