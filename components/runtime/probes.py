@@ -90,18 +90,97 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 SQL_LAG = {
-    # On a replica: seconds since the last replayed transaction (0 when no WAL is pending).
+    # One row, on any server: whether it is a replica, fenced, and (on a replica) the WAL
+    # receiver's state, the seconds since it last heard from the primary and the server's
+    # own limit for that (wal_receiver_timeout, ms), the received and replayed positions,
+    # and the seconds since the last replayed commit. A replica whose receiver is gone
+    # returns NULLs for the receiver columns: broken replication, never "lag 0".
     "postgres": (
-        "SELECT pg_is_in_recovery(), CASE WHEN pg_last_wal_receive_lsn() = "
-        "pg_last_wal_replay_lsn() THEN 0 ELSE COALESCE(EXTRACT(EPOCH FROM now() - "
-        "pg_last_xact_replay_timestamp()), 0) END"
+        "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only') = 'on', "
+        "r.status, EXTRACT(EPOCH FROM now() - r.last_msg_receipt_time), "
+        "(SELECT setting::float FROM pg_settings WHERE name = 'wal_receiver_timeout'), "
+        "pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text, "
+        "pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn(), "
+        "EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) "
+        "FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true"
     ),
 }
+#: A receiver that heard nothing for this long is not streaming, whatever its status says,
+#: when the server's ``wal_receiver_timeout`` is off (0).
+PG_RECEIPT_MAX_AGE_S = 60.0
+
+
+def _pg_replica_data(row: Sequence[Any], target: Mapping[str, Any]) -> dict[str, Any]:
+    replica, ro, status, receipt_age, timeout_ms, received, applied, all_applied, replay_age = row
+    if not replica:
+        return {"replica": False, "read_only": bool(ro), "writable": not ro,
+                "replicating": False, "lag_s": 0.0, "received": None, "applied": None,
+                "applied_all_received": True, "received_age_s": None,
+                "last_applied_age_s": None}
+    limit = float(target.get("max_receipt_age_s") or
+                  (float(timeout_ms) / 1000 if timeout_ms else PG_RECEIPT_MAX_AGE_S))
+    age = None if receipt_age is None else float(receipt_age)
+    replicating = status == "streaming" and age is not None and age <= limit
+    caught_up = bool(all_applied) if received is not None else False
+    lag: float | None = None
+    if replicating:
+        # Everything received was replayed: no lag. Otherwise the replay is behind by at least
+        # the time since its last replayed commit (conservative after an idle period).
+        lag = 0.0 if caught_up else float(replay_age) if replay_age is not None else None
+    return {"replica": True, "read_only": True, "writable": False, "replicating": replicating,
+            "lag_s": lag, "received": received, "applied": applied,
+            "applied_all_received": caught_up, "received_age_s": age,
+            "last_applied_age_s": None if replay_age is None else float(replay_age),
+            "receiver_status": status}
+
+
+def _my_position(file: Any, pos: Any) -> tuple[str, int] | None:
+    return None if not file or pos is None else (str(file), int(pos))
+
+
+def _my_replica_data(cur: Any) -> dict[str, Any]:
+    from components.runtime.sql_failover import replica_status
+
+    cur.execute("SELECT @@global.read_only")
+    ro = bool(cur.fetchone()[0])
+    status = replica_status(cur)
+    if status is None:
+        return {"replica": False, "read_only": ro, "writable": not ro, "replicating": False,
+                "lag_s": 0.0, "received": None, "applied": None,
+                "applied_all_received": True, "received_age_s": None,
+                "last_applied_age_s": None}
+    received = _my_position(status.get("Master_Log_File"), status.get("Read_Master_Log_Pos"))
+    applied = _my_position(status.get("Relay_Master_Log_File"),
+                           status.get("Exec_Master_Log_Pos"))
+    io, sql = status.get("Slave_IO_Running"), status.get("Slave_SQL_Running")
+    replicating = io == "Yes" and sql == "Yes"
+    sbm = status.get("Seconds_Behind_Master")
+    return {"replica": True, "read_only": ro, "writable": False, "replicating": replicating,
+            # NULL while the IO thread reconnects: unknown, never zero.
+            "lag_s": float(sbm) if replicating and sbm is not None else None,
+            "received": None if received is None else f"{received[0]}:{received[1]}",
+            "applied": None if applied is None else f"{applied[0]}:{applied[1]}",
+            # The SQL thread must be running, or what was received will never be applied.
+            "applied_all_received": received is not None and applied is not None
+            and sql == "Yes" and applied >= received,
+            # MariaDB 10.11 says neither when the IO thread last heard from the primary nor
+            # when the last applied event was written.
+            "received_age_s": None, "last_applied_age_s": None, "io_thread": io,
+            "sql_thread": sql}
 
 
 def sql_probe(target: Mapping[str, Any], timeout_s: float,
               connect: Callable[[Mapping[str, Any], float], Any]) -> ProbeResult:
-    """``SELECT 1``; on PostgreSQL also whether the server is a replica and its lag.
+    """``SELECT 1``, then the server's role and replication truth in ``data``:
+
+    ``replica`` and ``writable`` (not a replica and not read-only: a fenced primary is not
+    writable), ``replicating`` (PostgreSQL: ``pg_stat_wal_receiver`` streaming and heard from
+    the primary within ``wal_receiver_timeout``; MySQL/MariaDB: IO and SQL threads running),
+    ``lag_s`` (None when not replicating: unknown, not zero), the ``received`` and ``applied``
+    positions and ``applied_all_received``. After the primary dies ``replicating`` is False;
+    ``applied_all_received`` then says whether promoting loses anything the replica got, and
+    ``received_age_s``/``last_applied_age_s`` (None where the engine does not say) how old
+    its newest data is: what the primary wrote and never sent is lost either way.
 
     ``connect(target, timeout)`` returns a DB-API connection (the adapter supplies the
     driver and the credentials, e.g. from Secrets Manager).
@@ -118,19 +197,9 @@ def sql_probe(target: Mapping[str, Any], timeout_s: float,
             engine = target.get("engine")
             if engine == "postgres":
                 cur.execute(SQL_LAG["postgres"])
-                replica, lag = cur.fetchone()
-                data = {"replica": bool(replica), "lag_s": float(lag or 0) if replica else 0.0}
+                data = _pg_replica_data(cur.fetchone(), target)
             elif engine == "mysql":
-                cur.execute("SELECT @@global.read_only")
-                data = {"read_only": bool(cur.fetchone()[0]), "replica": False, "lag_s": 0.0}
-                cur.execute("SHOW SLAVE STATUS")  # the spelling MariaDB and MySQL 8 share
-                row = cur.fetchone()
-                if row is not None:
-                    status = dict(zip([d[0] for d in cur.description], row, strict=False))
-                    lag = status.get("Seconds_Behind_Master",
-                                     status.get("Seconds_Behind_Source"))
-                    # NULL: replication stopped or broken; the lag is unknown, not zero.
-                    data.update(replica=True, lag_s=float(lag) if lag is not None else None)
+                data = _my_replica_data(cur)
             return True, "SELECT 1 ok", data
         finally:
             conn.close()
