@@ -131,7 +131,14 @@ def _lag_unfit(results: Sequence[ProbeResult], component: str | None, max_lag_s:
     for r in measured:
         replicating = r.data.get("replicating", r.data.get("replica"))
         if replicating is not True:
-            return f"{r.kind} probe does not report replication running ({replicating!r})"
+            # The primary died (or its link did): a replica that has applied everything it
+            # received is as current as it can get. What the primary committed after the
+            # last receipt is the unplanned loss, reported by the switch, not a reason to
+            # stay down for ever (MariaDB shows Seconds_Behind_Master NULL here).
+            if r.data.get("replica") is True and r.data.get("applied_all_received") is True:
+                continue
+            return (f"{r.kind} probe does not report replication running ({replicating!r}) "
+                    "and has not applied everything it received")
         lag = r.data.get("lag_s")
         if isinstance(lag, bool) or not isinstance(lag, (int, float)):
             return f"{r.kind} probe reports no lag (unknown lag is not promotable)"

@@ -68,10 +68,27 @@ def test_fenced_primary_answering_select_1_is_not_healthy() -> None:
 
 def test_broken_replication_reading_lag_zero_is_not_promotable() -> None:
     # review: the PostgreSQL lag guard read 0 on broken replication.
-    results = [sql("primary", ok=False), sql("standby", replicating=False, lag_s=0.0)]
+    results = [sql("primary", ok=False), sql("standby", replicating=False, lag_s=0.0,
+                                             applied_all_received=False)]
     verdict = assess_scope("data", "data", [RDS, POINTER_ALL], results)
     assert verdict.pair == (False, False)
     assert any("replication running" in n for n in verdict.notes)
+
+
+def test_replica_of_a_dead_primary_that_applied_all_it_received_is_promotable() -> None:
+    # issue 11: after the MariaDB primary was killed the replica showed
+    # Seconds_Behind_Master NULL (lag unknown) and failover never happened. A replica whose
+    # replication stopped but that has applied everything it received is as current as it
+    # can be; the rest is the unplanned loss the switch reports.
+    stopped = {"replicating": False, "lag_s": None, "received_age_s": 4.0}
+    dead = sql("primary", ok=False)
+    caught_up = sql("standby", applied_all_received=True, **stopped)
+    assert assess("data", "data", [RDS], [dead, caught_up]) == (False, True)
+    behind = sql("standby", applied_all_received=False, **stopped)
+    assert assess("data", "data", [RDS], [dead, behind]) == (False, False)
+    # a server that is not a replica at all is never "caught up"
+    stray = sql("standby", replica=False, applied_all_received=True, **stopped)
+    assert assess("data", "data", [RDS], [dead, stray]) == (False, False)
 
 
 def test_lag_guard_refuses_unknown_or_excessive_lag_and_accepts_a_fresh_replica() -> None:
