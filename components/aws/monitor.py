@@ -83,11 +83,6 @@ class LayerMonitor(pulumi.ComponentResource):
             [alert_key.arn],
             condition={"StringEquals": {"kms:ViaService": f"sns.{region}.amazonaws.com"}},
         )
-        policy.allow(
-            ["cloudwatch:PutMetricData"],
-            ["*"],
-            condition={"StringEquals": {"cloudwatch:namespace": METRIC_NAMESPACE}},
-        )
         if webhooks:
             policy.allow(
                 ["secretsmanager:GetSecretValue"],

@@ -195,6 +195,13 @@ class AwsTopology:
             policy.allow(
                 ["cloudwatch:DescribeAlarms"], [self.dns.force_alarms[r].arn for r in peers]
             )
+            # Only the DNS monitor publishes a metric through the API (its force metric); the
+            # other metrics are EMF log lines, which need no permission.
+            policy.allow(
+                ["cloudwatch:PutMetricData"],
+                ["*"],
+                condition={"StringEquals": {"cloudwatch:namespace": METRIC_NAMESPACE}},
+            )
         else:
             groups = [g for g in spec.region_groups if region in (g.primary, g.standby)]
             for group in groups:
