@@ -21,6 +21,7 @@ Model (per layer, worst case):
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -256,7 +257,7 @@ def detection_seconds(interval_s: float, timeout_s: float, failure_threshold: in
     times = [n * step + o for n in range(failure_threshold + 2) for o in offsets]
     worst = max(times[m + failure_threshold] - times[m] for m in range(len(offsets)))
     if quorum > 1 and freshness_s is not None:
-        gap = max(b - a for a, b in zip(times, times[1:], strict=False)) + timeout_s
+        gap = max(b - a for a, b in itertools.pairwise(times)) + timeout_s
         if gap > freshness_s:
             return None
     return float(worst + timeout_s)

@@ -32,6 +32,7 @@ API_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("s3", "list_objects_v2"): ("s3:ListBucket",),
     ("s3", "get_object"): ("s3:GetObject",),
     ("s3", "put_object"): ("s3:PutObject",),
+    ("s3", "head_object"): ("s3:GetObject",),
     ("lambda", "invoke"): ("lambda:InvokeFunction",),
     ("lambda", "get_function_configuration"): ("lambda:GetFunctionConfiguration",),
     ("apigateway", "get_stage"): ("apigateway:GET",),
@@ -44,6 +45,7 @@ API_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("route53", "list_resource_record_sets"): ("route53:ListResourceRecordSets",),
     ("rds", "describe_db_instances"): ("rds:DescribeDBInstances",),
     ("rds", "promote_read_replica"): ("rds:PromoteReadReplica",),
+    ("rds", "modify_db_parameter_group"): ("rds:ModifyDBParameterGroup",),
     ("sns", "publish"): ("sns:Publish",),
     ("secretsmanager", "get_secret_value"): ("secretsmanager:GetSecretValue",),
 }
