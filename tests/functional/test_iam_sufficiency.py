@@ -344,8 +344,11 @@ def monitor_needs(plan: Plan, env: dict[str, str]) -> list[Need]:
                   "state store")
     topic = env["STANDBY_ALERT_TOPIC"]
     out += _needs(base, "topic", topic, "alerts")
-    out += [Need(a, plan.key_arn_of_topic(topic), "alerts: SNS encrypts with the topic key")
-            for a in SNS_KMS_ACTIONS]
+    key = plan.key_arn_of_topic(topic)
+    if not key.startswith("alias/aws/"):
+        # A customer-managed key: its use must be granted (an AWS-managed key's own policy
+        # lets every principal of the account use it through SNS).
+        out += [Need(a, key, "alerts: SNS encrypts with the topic key") for a in SNS_KMS_ACTIONS]
     for hook in hooks:
         out += _needs(base, "webhook_secret", _secret(plan, hook["secret_arn"]), "webhook URL")
     for p in json.loads(env["STANDBY_PROBES"]):
