@@ -5,20 +5,28 @@ documented cloud limit. If the declared targets cannot be met, ``check_budget`` 
 ``BudgetError`` with the whole table, before any resource is created.
 
 Model (per layer, worst case):
-    detection   = failure_threshold x effective interval + probe timeout
-                  (+ one interval when quorum > 1: the other vantage point may see the
-                  failure one probe later)
-    switch      = the time the switch itself takes (allowance, documented per layer)
+    detection   = ``detection_seconds``: the longest time from a failure to the round in
+                  which ``failure_threshold`` consecutive failed probes are counted, over the
+                  monitor's real probe times (rounds every ``interval_s`` inside each
+                  once-a-minute invocation of ``MONITOR_LOOP_S`` seconds, then the scheduler
+                  gap to the next invocation), plus the probe timeout. Streaks persist across
+                  invocations in the state table. With quorum > 1 the regions' schedules have
+                  an unknown phase; the switch waits for the later vantage point's streak, and
+                  each vantage's own worst case bounds it, for every phase.
+    switch      = the time the switch itself takes (documented per layer; the DNS force path
+                  counts the CloudWatch alarm and Route 53's reading of it)
     propagation = how long callers keep using the old side (DNS TTL, pointer caches)
     RTO         = detection + switch + propagation
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
 from components.errors import BudgetError
+from components.runtime.engine import Settings as EngineSettings
 from components.spec import (
     LAYERS,
     SCHEDULER_FLOOR_S,
@@ -151,7 +159,7 @@ class Budget:
 # allowance, say so in the source, and let the user override it per layer.
 _SWITCH_DEFAULTS: dict[str, tuple[float, str]] = {
     "dns:health_check": (
-        0.0,
+        0.0,  # replaced by the force path below (_dns_force_path)
         "no record edit: Route 53 answers from health-check status (data plane)",
     ),
     "dns:direct:aws": (
@@ -166,8 +174,18 @@ _SWITCH_DEFAULTS: dict[str, tuple[float, str]] = {
     "gateway": (5.0, "allowance for one stage-variable update plus read-back"),
     "logic": (2.0, "allowance for one conditional pointer write plus read-back"),
     "data:dynamodb": (2.0, "pointer write only: the replica table is already writable"),
-    "data:postgres": (600.0, "RDS cross-region read replica promotion takes minutes"),
-    "data:mysql": (600.0, "RDS cross-region read replica promotion takes minutes"),
+    "data:postgres": (
+        600.0,
+        "allowance: RDS documents that promoting a read replica takes several minutes "
+        "(depending on its size) and publishes no upper bound; the pointer moves at once "
+        "but writes fail until the promotion completes",
+    ),
+    "data:mysql": (
+        600.0,
+        "allowance: RDS documents that promoting a read replica takes several minutes "
+        "(depending on its size) and publishes no upper bound; the pointer moves at once "
+        "but writes fail until the promotion completes",
+    ),
     "data:tencent:mysql": (
         60.0,
         "allowance for CDB SwitchDrInstanceToMaster (Tencent's DR standard: failover <=5 s, "
@@ -184,39 +202,123 @@ _SWITCHES: dict[Layer, str] = {
 }
 
 
-def _detection(spec: TopologySpec, layer: Layer, m: MonitorSettings) -> Figure:
+#: How long a monitor invocation probes in a loop when ``interval_s`` is below the scheduler
+#: floor: the AWS schedule fires once a minute and the function leaves headroom in its 60 s
+#: timeout for the final write and alert. Tencent's floor is 1 s: one probe per invocation.
+MONITOR_LOOP_S: dict[str, float] = {"aws": 50.0, "tencent": 0.0}
+
+#: The DNS force path (AWS health_check mode), see ``components.aws.dns``: a 60 s
+#: standard-resolution alarm that goes to ALARM on one forcing data point.
+FORCE_ALARM_PERIOD_S = 60.0
+FORCE_ALARM_DATAPOINTS = 1
+#: Route 53 publishes no interval for reading a CloudWatch alarm's state; an allowance of
+#: one standard health-check interval.
+ROUTE53_ALARM_READ_S = 30.0
+
+
+def probe_offsets(interval_s: float, timeout_s: float, loop_s: float,
+                  period_s: float) -> tuple[list[float], float]:
+    """When one invocation probes (seconds after it starts), and the step between counted
+    probes when one probe per invocation is all there is.
+
+    Mirrors ``Monitor.run``: a round starts every ``interval_s`` and another starts only if
+    it can finish (``timeout_s``) inside ``loop_s``.
+    """
+    if interval_s < period_s and loop_s > 0:
+        offsets = [0.0]
+        k = 1
+        while k * interval_s + timeout_s <= loop_s:
+            offsets.append(k * interval_s)
+            k += 1
+        return offsets, period_s
+    # One round per invocation; a streak counts one failure per interval, so the counted
+    # probes are whole scheduler periods apart.
+    return [0.0], math.ceil(interval_s / period_s) * period_s
+
+
+def detection_seconds(interval_s: float, timeout_s: float, failure_threshold: int,
+                      loop_s: float, period_s: float, quorum: int = 1,
+                      vantages: int = 1, freshness_s: float | None = None) -> float | None:
+    """Worst-case seconds from a failure to the round that has seen ``failure_threshold``
+    consecutive failed probes (``None``: detection is impossible with these settings).
+
+    The probes of one vantage are at ``offsets + n * step`` (``probe_offsets``); a failure
+    that starts just after a probe is counted by the next ``failure_threshold`` probes, and
+    the last one's result takes up to ``timeout_s``. With ``quorum`` vantages whose schedules
+    have any phase, the later one decides, and its own worst case bounds it. That needs the
+    earlier vantage's vote to stay fresh (``freshness_s``) across its largest probe gap.
+    """
+    if failure_threshold < 1 or interval_s <= 0 or period_s <= 0:
+        raise ValueError("detection_seconds: failure_threshold >= 1, interval_s > 0, "
+                         "period_s > 0 required")
+    if quorum > vantages:
+        return None
+    offsets, step = probe_offsets(interval_s, timeout_s, loop_s, period_s)
+    times = [n * step + o for n in range(failure_threshold + 2) for o in offsets]
+    worst = max(times[m + failure_threshold] - times[m] for m in range(len(offsets)))
+    if quorum > 1 and freshness_s is not None:
+        gap = max(b - a for a, b in itertools.pairwise(times)) + timeout_s
+        if gap > freshness_s:
+            return None
+    return float(worst + timeout_s)
+
+
+def _vantages(spec: TopologySpec, region: str) -> int:
+    # A monitor votes with the monitors of the regions it shares a group with.
+    peers = {r for g in spec.region_groups if region in (g.primary, g.standby)
+             for r in (g.primary, g.standby)}
+    return len(peers)
+
+
+def _detection(spec: TopologySpec, layer: Layer, m: MonitorSettings,
+               vantages: int) -> Figure:
     cloud = spec.cloud
     p = f"monitor.{layer}"
-    if layer == "dns" and spec.dns.mode == "health_check":
-        seconds: float = m.interval_s * m.failure_threshold
-        return Figure(
-            float(seconds),
-            f"{p}.interval_s ({m.interval_s}) x {p}.failure_threshold ({m.failure_threshold}): "
-            "Route 53 health checkers",
-        )
     floor = SCHEDULER_FLOOR_S[cloud]
-    interval: float
-    if m.interval_s < floor:
-        interval = m.interval_s
-        how = f"probing in a loop inside each invocation ({cloud} scheduler floor {floor} s)"
+    loop = MONITOR_LOOP_S[cloud]
+    fresh = EngineSettings(interval_s=m.interval_s, timeout_s=m.timeout_s).freshness_s
+    seconds = detection_seconds(m.interval_s, m.timeout_s, m.failure_threshold, loop, floor,
+                                m.quorum, vantages, fresh)
+    offsets, step = probe_offsets(m.interval_s, m.timeout_s, loop, floor)
+    if len(offsets) > 1:
+        how = (f"{len(offsets)} rounds every {m.interval_s} s in each {floor} s invocation "
+               f"(loop {loop:g} s), then the {floor - offsets[-1]:g} s scheduler gap")
     else:
-        interval = math.ceil(m.interval_s / floor) * floor
-        how = f"one probe per scheduled invocation, interval rounded up to the {floor} s floor"
-    seconds = interval * m.failure_threshold + m.timeout_s
-    source = (
-        f"{p}.interval_s ({interval}) x {p}.failure_threshold ({m.failure_threshold}) + "
-        f"{p}.timeout_s ({m.timeout_s:g}), {how}"
-    )
+        how = f"one counted probe every {step:g} s (the {floor} s scheduler floor)"
+    if seconds is None:
+        why = (f"{p}.quorum ({m.quorum}) exceeds the {vantages} vantage points"
+               if m.quorum > vantages else
+               f"a vantage's vote goes stale ({fresh:g} s) between its probes")
+        return Figure(None, f"detection impossible: {why}")
+    source = (f"worst case of {p}.failure_threshold ({m.failure_threshold}) consecutive "
+              f"failed probes + {p}.timeout_s ({m.timeout_s:g}): {how}")
     if m.quorum > 1:
-        seconds += interval
-        source += f"; + one interval for {p}.quorum ({m.quorum}) vantage points to agree"
-    return Figure(float(seconds), source)
+        source += (f"; {p}.quorum ({m.quorum}): the later vantage's streak decides, for any "
+                   "phase between the regions' schedules")
+    return Figure(seconds, source)
+
+
+def _dns_endpoint_path(m: MonitorSettings) -> float:
+    return float(m.interval_s * m.failure_threshold)
 
 
 def _switch(spec: TopologySpec, layer: Layer, m: MonitorSettings) -> Figure:
     if m.switch_allowance_s is not None:
-        return Figure(m.switch_allowance_s, f"monitor.{layer}.switch_allowance_s")
+        return Figure(m.switch_allowance_s,
+                      f"monitor.{layer}.switch_allowance_s (your figure; used by this budget "
+                      "only, nothing at run time waits for it)")
     if layer == "dns":
+        if spec.dns.mode == "health_check" and spec.cloud == "aws":
+            alarm = FORCE_ALARM_PERIOD_S * FORCE_ALARM_DATAPOINTS
+            return Figure(
+                alarm + ROUTE53_ALARM_READ_S,
+                f"force path: the forcing data point may open a {FORCE_ALARM_PERIOD_S:g} s "
+                f"alarm period, ALARM after {FORCE_ALARM_DATAPOINTS} period(s) + "
+                f"{ROUTE53_ALARM_READ_S:g} s allowance for Route 53 to read the alarm (no "
+                "published figure); Route 53's own endpoint checks may act sooner "
+                f"(interval_s x failure_threshold = {_dns_endpoint_path(m):g} s) "
+                f"(override: monitor.{layer}.switch_allowance_s)",
+            )
         key = "dns:health_check" if spec.dns.mode == "health_check" else f"dns:direct:{spec.cloud}"
     elif layer == "data":
         engine = spec.db_engine
@@ -250,9 +352,13 @@ def _rpo(spec: TopologySpec) -> list[RpoBudget]:
                              Figure(1.0, "DynamoDB global tables: usually under 1 s, "
                                          "no guarantee, last writer wins"), False, t.rpo_s))
     elif engine in SQL_ENGINES:
+        # Asynchronous replication: the guard refuses to promote a replica seen lagging more,
+        # but what the primary acknowledged after the last lag reading can still be lost.
         out.append(RpoBudget("database", "cross-region replica (async) with lag guard",
-                             Figure(db.max_lag_s, "database.max_lag_s: the data monitor never "
-                                                  "promotes a replica lagging more"), True,
+                             Figure(db.max_lag_s, "database.max_lag_s: the data monitor does "
+                                                  "not promote a replica it sees lagging more; "
+                                                  "best effort, guaranteed only with "
+                                                  "synchronous replication"), False,
                              t.rpo_s))
     if spec.storage.enabled:
         if not spec.storage.replication:
@@ -280,14 +386,18 @@ def compute_budget(spec: TopologySpec) -> Budget:
         for region in spec.all_regions:
             m = spec.for_region(region).monitor.for_layer(layer)
             candidates.append(
-                LayerBudget(layer, _SWITCHES[layer], _detection(spec, layer, m),
+                LayerBudget(layer, _SWITCHES[layer],
+                            _detection(spec, layer, m, _vantages(spec, region)),
                             _switch(spec, layer, m), _propagation(spec, layer))
             )
-        layers.append(max(candidates, key=lambda lb: lb.rto_s))
+        impossible = [c for c in candidates if c.detection.seconds is None]
+        layers.append(impossible[0] if impossible else max(candidates, key=lambda lb: lb.rto_s))
     rpo = _rpo(spec)
     violations: list[str] = []
     for lb in layers:
-        if lb.rto_s > spec.targets.rto_s:
+        if lb.detection.seconds is None:
+            violations.append(f"{lb.layer}: {lb.detection.source}; no automatic switch")
+        elif lb.rto_s > spec.targets.rto_s:
             violations.append(
                 f"{lb.layer}: worst-case RTO {lb.rto_s:g} s exceeds targets.rto_s "
                 f"({spec.targets.rto_s} s)"

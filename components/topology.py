@@ -96,7 +96,7 @@ class ActiveStandbyTopology(pulumi.ComponentResource):
         tables = built.pointers.tables
         pointers: dict[str, Any] = {
             "dns": {
-                "health_check": "Route 53 calculated health checks (force/veto alarms)",
+                "health_check": "Route 53 calculated health checks (endpoint + force alarm)",
                 "direct": "Route 53 record (UPSERT by the DNS monitor)",
             }[spec.dns.mode],
             "gateway": {r: pulumi.Output.concat(gw.api_id, "/", gw.stage_name)

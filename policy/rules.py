@@ -21,10 +21,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from components.aws.iam_actions import switch_calls
 from components.aws.iam_rules import WILDCARD_EXCEPTIONS
 
 TOPOLOGY_TYPE = "standby:index:ActiveStandbyTopology"
 MONITOR_TYPE = "standby:aws:LayerMonitor"
+DNS_LAYER_TYPE = "standby:aws:DnsLayer"
 SWITCHABLE_LAYERS = ("dns", "gateway", "logic", "data")
 
 
@@ -281,6 +283,10 @@ def dns_ttl_within_budget(resources: Sequence[Res]) -> list[Violation]:
         for rec in resources:
             if rec.type != "aws:route53/record:Record" or not _under(rec, top, by_urn):
                 continue
+            # Only the records callers resolve: a certificate's validation record carries no
+            # traffic, so its TTL delays no failover.
+            if not any(x.type == DNS_LAYER_TYPE for x in _ancestors(rec, by_urn)):
+                continue
             ttl = rec.props.get("ttl")
             if isinstance(ttl, (int, float)) and ttl > limit:
                 out.append(Violation(
@@ -414,31 +420,45 @@ def buckets_versioned_and_replicated(resources: Sequence[Res]) -> list[Violation
     return out
 
 
-#: For each switch kind: which IAM action its monitor needs, on which resource ARN.
+def _target_resources(resource: str, target: Mapping[str, Any],
+                      arns: Mapping[str, str]) -> list[str | None]:
+    """The ARN(s) a switch target's call of this resource kind acts on (``None``: any)."""
+    region = target.get("region")
+    if resource == "pointer_table":
+        if target.get("kind") == "pointer_all":
+            return [arns.get(f"table:{t.get('region')}:{t.get('table')}")
+                    for t in _as_list(target.get("tables")) if isinstance(t, Mapping)]
+        return [arns.get(f"table:{region}:{target.get('table')}")]
+    if resource == "rest_stage":
+        return [f"arn:aws:apigateway:{region}::/restapis/{target.get('rest_api_id')}"
+                f"/stages/{target.get('stage')}"]
+    if resource == "http_integration":
+        return [f"arn:aws:apigateway:{region}::/apis/{target.get('api_id')}"
+                f"/integrations/{target.get('integration_id')}"]
+    if resource == "alarm":
+        return [arns.get(f"alarm:{region}:{target.get('force_alarm')}")]
+    if resource == "hosted_zone":
+        return [f"arn:aws:route53:::hostedzone/{target.get('zone_id')}"]
+    if resource == "db_instance":
+        return [arns.get(f"db:{region}:{target.get('instance_id')}")]
+    if resource == "db_secret":
+        return [str(target["secret_arn"])] if target.get("secret_arn") else [None]
+    return [None]  # "metric": PutMetricData has no resource (namespace condition)
+
+
 def _needed(target: Mapping[str, Any], arns: Mapping[str, str]) -> list[tuple[str, str | None]]:
-    kind = target.get("kind")
-    if kind == "route53_health_metrics":
-        return [("cloudwatch:PutMetricData", None)]
-    if kind == "route53_record":
-        return [("route53:ChangeResourceRecordSets",
-                 f"arn:aws:route53:::hostedzone/{target.get('zone_id')}")]
-    if kind == "apigw_stage_variable":
-        return [("apigateway:PATCH",
-                 f"arn:aws:apigateway:{target.get('region')}::/restapis/"
-                 f"{target.get('rest_api_id')}/stages/{target.get('stage')}")]
-    if kind == "apigw_integration":
-        return [("apigateway:PATCH",
-                 f"arn:aws:apigateway:{target.get('region')}::/apis/{target.get('api_id')}"
-                 f"/integrations/{target.get('integration_id')}")]
-    if kind == "pointer":
-        return [("dynamodb:UpdateItem", arns.get(f"table:{target.get('region')}:{target.get('table')}"))]  # noqa: E501
-    if kind == "pointer_all":
-        return [("dynamodb:UpdateItem", arns.get(f"table:{t.get('region')}:{t.get('table')}"))
-                for t in _as_list(target.get("tables")) if isinstance(t, Mapping)]
-    if kind == "rds_promote":
-        return [("rds:PromoteReadReplica",
-                 arns.get(f"db:{target.get('region')}:{target.get('instance_id')}"))]
-    return [("?", None)]
+    """Every IAM action a switch kind's code needs, on which ARN: read from the same table
+    the IAM sufficiency test checks the run-time code against (``iam_actions``)."""
+    try:
+        calls = switch_calls(str(target.get("kind")))
+    except KeyError:
+        return [("?", None)]
+    out: dict[tuple[str, str | None], None] = {}
+    for call in calls:
+        for arn in _target_resources(call.resource, target, arns):
+            for action in call.actions:
+                out.setdefault((action, arn))
+    return list(out)
 
 
 def _allows(statements: list[Mapping[str, Any]], action: str, arn: str | None) -> bool:
@@ -463,6 +483,8 @@ def switchable_layers_monitored(resources: Sequence[Res]) -> list[Violation]:
             arns[f"table:{_region(r)}:{r.props.get('name')}"] = arn
         elif r.type == "aws:rds/instance:Instance" and isinstance(arn, str):
             arns[f"db:{_region(r)}:{r.props.get('identifier')}"] = arn
+        elif r.type == "aws:cloudwatch/metricAlarm:MetricAlarm" and isinstance(arn, str):
+            arns[f"alarm:{_region(r)}:{r.props.get('name')}"] = arn
         elif r.type == "aws:iam/role:Role" and isinstance(arn, str):
             for k in (r.props.get("id"), r.props.get("name")):
                 if isinstance(k, str):

@@ -1,14 +1,21 @@
-"""DNS layer: Route 53 failover records, health checks, and the monitor's force/veto alarms.
+"""DNS layer: Route 53 failover records, health checks, and the monitor's force alarm.
 
 ``health_check`` mode (default): each region gets
   E  an HTTPS health check of its gateway's deep-health path (interval/threshold from spec),
   F  a CloudWatch-alarm check on ``ForceFailover`` (healthy unless the monitor forces),
-  V  a CloudWatch-alarm check on ``VetoFailover`` (unhealthy unless the monitor vetoes),
-  C  a calculated check: healthy when at least 2 of (E, F, V) are.
-So: normally E+F healthy -> up; E fails -> failover; the monitor forces (F) -> failover even
-if Route 53's checkers still see 200; the monitor vetoes (V) -> stays up even if E flaps.
-The monitor only publishes metrics (regional data plane): no record edit during an outage,
-because record edits go through the Route 53 control plane in us-east-1.
+  C  a calculated check: healthy when both E and F are.
+So: E fails -> failover; the monitor forces (F) -> failover even if Route 53's checkers still
+see 200. The monitor only publishes a metric (regional data plane): no record edit during an
+outage, because record edits go through the Route 53 control plane in us-east-1. There is no
+"veto" (keep a region up while E fails): nothing ever decided to veto, so it was removed.
+
+The force alarm is what Route 53 supports: a standard-resolution metric and a 60 s period
+(a shorter period over a standard-resolution metric gets no data 5 periods in 6). The monitor
+publishes the metric every round (its heartbeat), so each minute holds a data point. One
+forcing data point in ``FORCE_EVALUATION_PERIODS`` minutes keeps the alarm in ALARM, and
+missing data is ignored (``missing``); with no data at all the alarm is INSUFFICIENT_DATA and
+Route 53 keeps the last status. So a forced region stays out while the monitor skips a
+minute (or stops), and an unforced region is never taken out by missing data.
 
 ``direct`` mode: one record the DNS monitor rewrites (UPSERT). Pulumi ignores its target
 after creation so ``pulumi up`` does not undo a switch.
@@ -30,7 +37,13 @@ from components.aws.gateway import GatewayLayer
 from components.spec import TopologySpec
 
 FORCE_METRIC = "ForceFailover"
-VETO_METRIC = "VetoFailover"
+#: Route 53 CloudWatch-alarm health checks support standard-resolution metrics only.
+FORCE_PERIOD_S = 60
+#: ALARM while at least one of the last 3 minutes holds a forcing data point.
+FORCE_EVALUATION_PERIODS = 3
+FORCE_DATAPOINTS_TO_ALARM = 1
+FORCE_MISSING_DATA = "missing"
+FORCE_INSUFFICIENT_HEALTH = "LastKnownStatus"
 
 
 class DnsLayer(pulumi.ComponentResource):
@@ -39,7 +52,6 @@ class DnsLayer(pulumi.ComponentResource):
     endpoint_checks: dict[str, aws.route53.HealthCheck]
     calculated_checks: dict[str, aws.route53.HealthCheck]
     force_alarms: dict[str, aws.cloudwatch.MetricAlarm]
-    veto_alarms: dict[str, aws.cloudwatch.MetricAlarm]
     records: list[aws.route53.Record]
     pair_names: dict[str, str]
     """Group name -> the record name its failover pair (or direct record) lives at."""
@@ -58,7 +70,7 @@ class DnsLayer(pulumi.ComponentResource):
         self.zone_id = pulumi.Output.from_input(zone_id)
         self.domain = spec.domain
         self.endpoint_checks, self.calculated_checks = {}, {}
-        self.force_alarms, self.veto_alarms = {}, {}
+        self.force_alarms = {}
         self.records, self.pair_names = [], {}
         g_opts = pulumi.ResourceOptions(parent=self, provider=dns_provider)
         m = spec.monitor.dns
@@ -83,34 +95,26 @@ class DnsLayer(pulumi.ComponentResource):
                     tags={**tags, "Name": f"{spec.name} gateway {region}"},
                     opts=g_opts,
                 )
-                force = self._alarm(name, spec, region, FORCE_METRIC, r_opts, veto=False)
-                veto = self._alarm(name, spec, region, VETO_METRIC, r_opts, veto=True)
-                children = [endpoint.id]
-                for alarm, label, insufficient in (
-                    (force, "force", "Healthy"),
-                    (veto, "veto", "Unhealthy"),
-                ):
-                    check = aws.route53.HealthCheck(
-                        f"{name}-{label}-{region}",
-                        type="CLOUDWATCH_METRIC",
-                        cloudwatch_alarm_name=alarm.name,
-                        cloudwatch_alarm_region=region,
-                        insufficient_data_health_status=insufficient,
-                        tags={**tags, "Name": f"{spec.name} {label} {region}"},
-                        opts=g_opts,
-                    )
-                    children.append(check.id)
+                force = self._force_alarm(name, spec, region, r_opts)
+                force_check = aws.route53.HealthCheck(
+                    f"{name}-force-{region}",
+                    type="CLOUDWATCH_METRIC",
+                    cloudwatch_alarm_name=force.name,
+                    cloudwatch_alarm_region=region,
+                    insufficient_data_health_status=FORCE_INSUFFICIENT_HEALTH,
+                    tags={**tags, "Name": f"{spec.name} force {region}"},
+                    opts=g_opts,
+                )
                 calculated = aws.route53.HealthCheck(
                     f"{name}-calculated-{region}",
                     type="CALCULATED",
-                    child_healthchecks=children,
+                    child_healthchecks=[endpoint.id, force_check.id],
                     child_health_threshold=2,
-                    tags={**tags, "Name": f"{spec.name} {region} (endpoint+force+veto)"},
+                    tags={**tags, "Name": f"{spec.name} {region} (endpoint+force)"},
                     opts=g_opts,
                 )
                 self.endpoint_checks[region] = endpoint
                 self.force_alarms[region] = force
-                self.veto_alarms[region] = veto
                 self.calculated_checks[region] = calculated
 
         groups = spec.region_groups
@@ -177,31 +181,25 @@ class DnsLayer(pulumi.ComponentResource):
                     )
         self.register_outputs({"domain": self.domain})
 
-    def _alarm(
-        self,
-        name: str,
-        spec: TopologySpec,
-        region: str,
-        metric: str,
-        opts: pulumi.ResourceOptions,
-        veto: bool,
+    def _force_alarm(
+        self, name: str, spec: TopologySpec, region: str, opts: pulumi.ResourceOptions
     ) -> aws.cloudwatch.MetricAlarm:
         return aws.cloudwatch.MetricAlarm(
-            f"{name}-{metric.lower()}-{region}",
-            name=f"{spec.name}-{metric}-{region}",
+            f"{name}-{FORCE_METRIC.lower()}-{region}",
+            name=f"{spec.name}-{FORCE_METRIC}-{region}",
             alarm_description=(
-                f"Route 53 reads this: {'OK = the monitor vetoes failover of' if veto else 'ALARM = the monitor forces failover of'} {region}"  # noqa: E501
+                f"Route 53 reads this: ALARM = the monitor forces failover of {region}"
             ),
             namespace=METRIC_NAMESPACE,
-            metric_name=metric,
+            metric_name=FORCE_METRIC,
             dimensions={"Topology": spec.name, "Region": region},
             statistic="Maximum",
-            period=10,
-            evaluation_periods=1,
+            period=FORCE_PERIOD_S,
+            evaluation_periods=FORCE_EVALUATION_PERIODS,
+            datapoints_to_alarm=FORCE_DATAPOINTS_TO_ALARM,
             threshold=1,
-            comparison_operator="LessThanThreshold" if veto else "GreaterThanOrEqualToThreshold",
-            # No data: no veto (ALARM -> unhealthy child) / no force (OK -> healthy child).
-            treat_missing_data="breaching" if veto else "notBreaching",
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data=FORCE_MISSING_DATA,
             tags={"standby:topology": spec.name, "standby:layer": "dns"},
             opts=opts,
         )

@@ -29,14 +29,17 @@ from components.aws._common import (
     PolicyBuilder,
     lambda_function,
     runtime_archive,
+    secret_resource,
 )
+from components.aws.iam_actions import SNS_KMS_ACTIONS, STATE_STORE_ACTIONS
+from components.budget import MONITOR_LOOP_S
 from components.naming import monitor_function
 from components.spec import SCHEDULER_FLOOR_S, Layer, MonitorSettings, TopologySpec
 
 MONITOR_HANDLER = "components.runtime.aws.monitor.handler"
 SCHEDULE = "rate(1 minute)"
-#: Leave headroom inside the 60 s invocation for the final write and alert.
-LOOP_S = 50
+#: The budget's detection model reads the same figure (``components.budget``).
+LOOP_S = int(MONITOR_LOOP_S["aws"])
 TIMEOUT_S = 60
 
 
@@ -63,6 +66,7 @@ class LayerMonitor(pulumi.ComponentResource):
         state_table: aws.dynamodb.Table,
         state_region: str,
         alert_topic: aws.sns.Topic,
+        alert_key: aws.kms.Key,
         webhooks: list[tuple[str, pulumi.Output[str]]],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -70,18 +74,20 @@ class LayerMonitor(pulumi.ComponentResource):
         self.layer, self.region = layer, region
         o = pulumi.ResourceOptions(parent=self, provider=provider)
         self.function_name = monitor_function(spec.name, layer, region)
-        policy.allow(
-            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
-            [state_table.arn],
-        )
+        policy.allow(list(STATE_STORE_ACTIONS), [state_table.arn])
         policy.allow(["sns:Publish"], [alert_topic.arn])
+        # The topic is encrypted with a customer-managed key: SNS encrypts on the publisher's
+        # behalf, so the publisher needs these on the key, and only through SNS.
         policy.allow(
-            ["cloudwatch:PutMetricData"],
-            ["*"],
-            condition={"StringEquals": {"cloudwatch:namespace": METRIC_NAMESPACE}},
+            list(SNS_KMS_ACTIONS),
+            [alert_key.arn],
+            condition={"StringEquals": {"kms:ViaService": f"sns.{region}.amazonaws.com"}},
         )
         if webhooks:
-            policy.allow(["secretsmanager:GetSecretValue"], [arn for _, arn in webhooks])
+            policy.allow(
+                ["secretsmanager:GetSecretValue"],
+                [pulumi.Output.from_input(arn).apply(secret_resource) for _, arn in webhooks],
+            )
         loop = LOOP_S if settings.interval_s < SCHEDULER_FLOOR_S["aws"] else 0
         env: dict[str, pulumi.Input[str]] = {
             "STANDBY_TOPOLOGY": spec.name,

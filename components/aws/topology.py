@@ -14,10 +14,10 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.aws._common import METRIC_NAMESPACE, PolicyBuilder
+from components.aws._common import METRIC_NAMESPACE, PolicyBuilder, secret_resource
 from components.aws.control import ControlPlane
 from components.aws.data import DataLayer
-from components.aws.dns import FORCE_METRIC, VETO_METRIC, DnsLayer
+from components.aws.dns import FORCE_METRIC, DnsLayer
 from components.aws.functions import LogicLayer, WrapperLayer
 from components.aws.gateway import STAGE_VARIABLE, GatewayLayer
 from components.aws.monitor import LayerMonitor
@@ -52,7 +52,9 @@ class AwsTopology:
             opts=pulumi.InvokeOutputOptions(provider=dns_provider, parent=parent),
         ).zone_id
 
-        self.control = ControlPlane(f"{name}-control", spec, providers, secret_values, child)
+        self.control = ControlPlane(
+            f"{name}-control", spec, providers, self.account, secret_values, child
+        )
         self.pointers = PointerStore(f"{name}-pointers", spec, providers, child)
         self.data = DataLayer(f"{name}-data", spec, providers, self.account, child)
 
@@ -102,6 +104,7 @@ class AwsTopology:
                     self.control.state_table,
                     self.control.control_region,
                     self.control.alert_topics[region],
+                    self.control.alert_keys[region],
                     self.control.webhook_secrets[region],
                     pulumi.ResourceOptions(parent=owner),
                 )
@@ -122,6 +125,7 @@ class AwsTopology:
         for region in spec.all_regions:
             for key, ref in spec.for_region(region).logic.secret_env.items():
                 if ref.secret_store is not None:
+                    secret_resource(ref.secret_store)  # a name or a bad ARN fails here
                     out.setdefault(region, {})[key] = ref.secret_store
                     continue
                 assert ref.config is not None
@@ -185,24 +189,18 @@ class AwsTopology:
                         "namespace": METRIC_NAMESPACE,
                         "dimensions": {"Topology": spec.name, "Region": r},
                         "force_metric": FORCE_METRIC,
-                        "veto_metric": VETO_METRIC,
                         "force_alarm": self.dns.force_alarms[r].name,
-                        "veto_alarm": self.dns.veto_alarms[r].name,
-                        "health_check_id": self.dns.calculated_checks[r].id,
                     }
                 )
-            dns = self.dns
             policy.allow(
-                ["cloudwatch:DescribeAlarms"],
-                [a[r].arn for a in (dns.force_alarms, dns.veto_alarms) for r in peers],
+                ["cloudwatch:DescribeAlarms"], [self.dns.force_alarms[r].arn for r in peers]
             )
+            # Only the DNS monitor publishes a metric through the API (its force metric); the
+            # other metrics are EMF log lines, which need no permission.
             policy.allow(
-                ["route53:GetHealthCheckStatus"],
-                [
-                    pulumi.Output.concat("arn:aws:route53:::healthcheck/", c[r].id)
-                    for c in (dns.calculated_checks, dns.endpoint_checks)
-                    for r in peers
-                ],
+                ["cloudwatch:PutMetricData"],
+                ["*"],
+                condition={"StringEquals": {"cloudwatch:namespace": METRIC_NAMESPACE}},
             )
         else:
             groups = [g for g in spec.region_groups if region in (g.primary, g.standby)]
@@ -233,7 +231,6 @@ class AwsTopology:
                     }
                 },
             )
-            policy.allow(["route53:GetChange"], ["arn:aws:route53:::change/*"])
         return probes, switch, policy
 
     def _wire_gateway(self, region: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], PolicyBuilder]:  # noqa: E501
@@ -329,8 +326,7 @@ class AwsTopology:
                         {"scope": "data", "kind": "dynamodb", "region": r,
                          "table": data.table.name, "side": _side(data, r)}
                     )
-            policy.allow(["dynamodb:DescribeTable", "dynamodb:GetItem"],
-                         list(data.table_arns.values()))
+            policy.allow(["dynamodb:DescribeTable"], list(data.table_arns.values()))
         if data.db_primary is not None:
             instances = [(data.primary_region, data.db_primary)]
             if data.db_replica is not None:

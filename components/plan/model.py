@@ -108,9 +108,8 @@ def describe_switch(target: dict[str, Any]) -> str:
     kind = target.get("kind")
     scope = target.get("scope")
     if kind == "route53_health_metrics":
-        return (f"[{scope}] Route 53 health of {target['region']} via CloudWatch metrics "
-                f"{target['force_metric']}/{target['veto_metric']} (alarms "
-                f"{target['force_alarm']}, {target['veto_alarm']})")
+        return (f"[{scope}] Route 53 health of {target['region']} via CloudWatch metric "
+                f"{target['force_metric']} (alarm {target['force_alarm']})")
     if kind == "route53_record":
         return f"[{scope}] UPSERT {target['type']} {target['name']} in zone {target['zone_id']}"
     if kind == "apigw_stage_variable":

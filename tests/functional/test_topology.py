@@ -77,9 +77,10 @@ def test_monitor_env_names_exactly_what_it_switches(stack: str) -> None:
             assert kinds == {"route53_health_metrics"}
             assert {t["region"] for t in switch} == mine
             for t in switch:
-                force, veto = alarms[t["force_alarm"]], alarms[t["veto_alarm"]]
-                assert force.inputs["dimensions"] == t["dimensions"] == veto.inputs["dimensions"]
+                force = alarms[t["force_alarm"]]
+                assert force.inputs["dimensions"] == t["dimensions"]
                 assert force.inputs["metricName"] == t["force_metric"]
+                assert not {"veto_metric", "veto_alarm", "health_check_id"} & set(t)
 
 
 @pytest.mark.parametrize("stack", EXAMPLE_STACKS)
@@ -117,12 +118,13 @@ def test_resource_graph_per_layer_and_region(stack: str) -> None:
         assert graph[("PointerStore", region)] == {"aws:dynamodb/table:Table": 1,
                                                    "aws:dynamodb/tableItem:TableItem": 2}
         assert graph[("ControlPlane", region)]["aws:sns/topic:Topic"] == 1
+        assert graph[("ControlPlane", region)]["aws:kms/key:Key"] == 1
         mon = graph[("LayerMonitor", region)]
         for typ in (fn, role, pol, "aws:cloudwatch/eventRule:EventRule",
                     "aws:cloudwatch/eventTarget:EventTarget", "aws:lambda/permission:Permission",
                     "aws:cloudwatch/metricAlarm:MetricAlarm"):
             assert mon[typ] == 4, (region, typ)  # one per layer: dns, gateway, logic, data
-        assert graph[("DnsLayer", region)]["aws:cloudwatch/metricAlarm:MetricAlarm"] == 2
+        assert graph[("DnsLayer", region)]["aws:cloudwatch/metricAlarm:MetricAlarm"] == 1
     # The state table lives in the data standby region only.
     control = {r: graph[("ControlPlane", r)] for r in regions}
     assert [r for r, c in control.items() if "aws:dynamodb/table:Table" in c] == [
@@ -133,11 +135,11 @@ def test_resource_graph_per_layer_and_region(stack: str) -> None:
         for typ in ("aws:s3/bucket:Bucket", "aws:s3/bucketVersioning:BucketVersioning",
                     "aws:s3/bucketReplicationConfig:BucketReplicationConfig"):
             assert data[typ] == 1, (region, typ)
-    # Global DNS resources live with the DNS provider: endpoint, force, veto and calculated
-    # health check per region, and a failover pair per group.
+    # Global DNS resources live with the DNS provider: endpoint, force and calculated health
+    # check per region, and a failover pair per group.
     dns = {k: v for (layer, _), cell in graph.items() if layer == "DnsLayer"
            for k, v in cell.items()}
-    assert dns["aws:route53/healthCheck:HealthCheck"] == 4 * len(regions)
+    assert dns["aws:route53/healthCheck:HealthCheck"] == 3 * len(regions)
     failover = [r for r in _by_type(run, "aws:route53/record:Record")
                 if r.inputs.get("failoverRoutingPolicies")]
     assert len(failover) == 2 * len(spec.region_groups)
@@ -264,3 +266,188 @@ def test_pinned_standby_ignores_code_changes() -> None:
     for fn in logic:
         pinned = fn.inputs["name"].endswith("-standby")
         assert ("code" in fn.ignore_changes) is pinned, fn.name
+
+
+# -- regression tests for the deploy defects (review #2, #4, "Deploy time") -------------------
+
+
+def _policy_of(run: PlanRun, fn: Registration) -> list[dict[str, Any]]:
+    pol = next(p for p in _by_type(run, "aws:iam/rolePolicy:RolePolicy")
+               if p.name == f"{fn.name}-policy")
+    return list(json.loads(pol.inputs["policy"])["Statement"])
+
+
+def test_monitor_role_may_condition_check_the_lease_on_commit() -> None:
+    # The commit is a TransactWriteItems with a ConditionCheck on the lease item; without
+    # dynamodb:ConditionCheckItem every automatic switch was applied and never committed.
+    run = run_stack("aws-dev")
+    tables = {t.inputs["name"]: t.outputs["arn"] for t in _by_type(run, "aws:dynamodb/table:Table")}
+    for fn in _functions(run):
+        env = _env(fn)
+        if "STANDBY_LAYER" not in env:
+            continue
+        state = tables[env["STANDBY_STATE_TABLE"]]
+        allowed = {a for st in _policy_of(run, fn) if state in st["Resource"]
+                   for a in st["Action"]}
+        assert {"dynamodb:ConditionCheckItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                "dynamodb:GetItem", "dynamodb:Query"} <= allowed, (fn.name, allowed)
+
+
+def test_alert_topics_use_a_customer_key_cloudwatch_may_use() -> None:
+    # alias/aws/sns cannot be used by CloudWatch alarms: the errors and lag alarms were lost.
+    run = run_stack("aws-dev")
+    keys = {k.outputs["arn"]: k for k in _by_type(run, "aws:kms/key:Key")}
+    topics = _by_type(run, "aws:sns/topic:Topic")
+    assert topics
+    for topic in topics:
+        key_id = topic.inputs["kmsMasterKeyId"]
+        assert key_id != "alias/aws/sns" and key_id in keys, key_id
+        key = keys[key_id]
+        assert key.region == topic.region and key.inputs["enableKeyRotation"] is True
+        policy = json.loads(key.inputs["policy"])
+        cw = [st for st in policy["Statement"]
+              if st.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
+        assert cw and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(cw[0]["Action"])
+    # Monitors publish to their region's topic: SNS encrypts with the key on their behalf.
+    for fn in _functions(run):
+        env = _env(fn)
+        if "STANDBY_LAYER" not in env:
+            continue
+        topic = next(t for t in topics if t.outputs["arn"] == env["STANDBY_ALERT_TOPIC"])
+        kms = [st for st in _policy_of(run, fn) if topic.inputs["kmsMasterKeyId"] in st["Resource"]]
+        assert kms and {"kms:GenerateDataKey", "kms:Decrypt"} <= set(kms[0]["Action"])
+        assert kms[0]["Condition"] == {
+            "StringEquals": {"kms:ViaService": f"sns.{fn.region}.amazonaws.com"}}
+
+
+def test_force_alarm_is_standard_resolution_and_holds_through_missing_data() -> None:
+    # A 10 s period over a standard-resolution metric got data 1 period in 6, and Route 53
+    # supports standard-resolution alarms only.
+    run = run_stack("aws-dev")
+    alarms = [a for a in _by_type(run, "aws:cloudwatch/metricAlarm:MetricAlarm")
+              if a.inputs.get("metricName") == "ForceFailover"]
+    assert len(alarms) == 2
+    for a in alarms:
+        assert a.inputs["period"] == 60
+        assert a.inputs["statistic"] == "Maximum"
+        assert a.inputs["evaluationPeriods"] == 3 and a.inputs["datapointsToAlarm"] == 1
+        assert a.inputs["treatMissingData"] == "missing"
+    checks = {c.name: c for c in _by_type(run, "aws:route53/healthCheck:HealthCheck")}
+    force_checks = [c for c in checks.values() if c.inputs["type"] == "CLOUDWATCH_METRIC"]
+    assert len(force_checks) == 2
+    assert all(c.inputs["insufficientDataHealthStatus"] == "LastKnownStatus"
+               for c in force_checks)
+
+
+def test_veto_is_removed() -> None:
+    # The veto metric was always 0: dead code behind a live health check.
+    run = run_stack("aws-dev")
+    assert not [a for a in _by_type(run, "aws:cloudwatch/metricAlarm:MetricAlarm")
+                if "Veto" in str(a.inputs.get("metricName"))]
+    calculated = [c for c in _by_type(run, "aws:route53/healthCheck:HealthCheck")
+                  if c.inputs["type"] == "CALCULATED"]
+    assert calculated and all(len(c.inputs["childHealthchecks"]) == 2
+                              and c.inputs["childHealthThreshold"] == 2 for c in calculated)
+
+
+def test_unused_monitor_grants_are_gone() -> None:
+    run = run_stack("aws-dev")
+    for fn in _functions(run):
+        env = _env(fn)
+        if "STANDBY_LAYER" not in env:
+            continue
+        actions = {a for st in _policy_of(run, fn) for a in st["Action"]}
+        assert not actions & {"route53:GetHealthCheckStatus", "route53:GetChange"}, fn.name
+        if env["STANDBY_LAYER"] == "data":
+            data_tables = [st for st in _policy_of(run, fn)
+                           if any("-orders" in r for r in st["Resource"])]
+            assert data_tables and all(st["Action"] == ["dynamodb:DescribeTable"]
+                                       for st in data_tables)
+        if env["STANDBY_LAYER"] != "dns":
+            assert "cloudwatch:PutMetricData" not in actions, fn.name
+
+
+@pytest.mark.parametrize(("given", "resource"), [
+    ("arn:aws:secretsmanager:us-east-1:123456789012:secret:shop/slack",
+     "arn:aws:secretsmanager:us-east-1:123456789012:secret:shop/slack-??????"),
+    ("arn:aws:secretsmanager:us-east-1:123456789012:secret:shop/slack-Ab12Cd",
+     "arn:aws:secretsmanager:us-east-1:123456789012:secret:shop/slack-Ab12Cd"),
+])
+def test_webhook_secret_store_becomes_an_arn_resource(given: str, resource: str) -> None:
+    # `secret_store: NAME` went verbatim into Resource (MalformedPolicyDocument); a partial ARN
+    # matches no secret without the -?????? suffix.
+    raw = minimal_raw()
+    raw["alerting"] = {"webhooks": [{"kind": "slack", "url": {"secret_store": given}}]}
+    run = run_raw(raw)
+    monitors = [f for f in _functions(run) if "STANDBY_LAYER" in _env(f)]
+    assert monitors
+    for fn in monitors:
+        grants = [st for st in _policy_of(run, fn)
+                  if "secretsmanager:GetSecretValue" in st["Action"]]
+        assert [st["Resource"] for st in grants] == [[resource]]
+
+
+def test_secret_store_name_is_refused_naming_what_is_allowed() -> None:
+    raw = minimal_raw()
+    raw["alerting"] = {"webhooks": [{"kind": "slack", "url": {"secret_store": "shop/slack"}}]}
+    with pytest.raises(Exception, match=r"secret_store: 'shop/slack' is not a Secrets Manager "
+                                        r"secret ARN; give the ARN"):
+        run_raw(raw)
+
+
+
+def test_archives_are_deterministic_and_hold_no_bytecode(tmp_path: Any) -> None:
+    # FileArchive(components/runtime) shipped __pycache__: every test run changed the hash,
+    # so every `pulumi up` redeployed every function.
+    import io
+    import os
+    import zipfile
+
+    from components.aws._common import logic_zip, runtime_zip
+
+    code = tmp_path / "app"
+    (code / "pkg").mkdir(parents=True)
+    (code / "main.py").write_text("def handler(e, c):\n    return {}\n", encoding="utf-8")
+    (code / "pkg" / "util.py").write_text("X = 1\n", encoding="utf-8")
+    first = logic_zip(code)
+    # What a test run or a checkout leaves behind must not change the bytes.
+    (code / "__pycache__").mkdir()
+    (code / "__pycache__" / "main.cpython-312.pyc").write_bytes(b"\x00bytecode")
+    (code / "pkg" / "__pycache__").mkdir()
+    (code / "pkg" / "__pycache__" / "util.cpython-312.pyc").write_bytes(b"\x00bytecode")
+    (code / ".env").write_text("SECRET=1\n", encoding="utf-8")
+    for f in (code / "main.py", code / "pkg" / "util.py"):
+        os.utime(f, (1_700_000_000, 1_700_000_000))
+    second = logic_zip(code)
+    assert first == second
+    names = zipfile.ZipFile(io.BytesIO(second)).namelist()
+    assert "main.py" in names and "pkg/util.py" in names
+    assert "components/runtime/aws/monitor.py" in names
+    assert names == sorted(names)
+    assert not [n for n in names if n.endswith(".pyc") or "__pycache__" in n or "/." in n
+                or n.startswith(".")]
+    # A real change does change the bytes.
+    (code / "pkg" / "util.py").write_text("X = 2\n", encoding="utf-8")
+    assert logic_zip(code) != second
+    runtime = runtime_zip()
+    assert runtime == runtime_zip()
+    infos = zipfile.ZipFile(io.BytesIO(runtime)).infolist()
+    assert infos and all(i.date_time == (1980, 1, 1, 0, 0, 0) for i in infos)
+    assert all(i.external_attr >> 16 == 0o100644 for i in infos)
+    assert not [i.filename for i in infos if i.filename.endswith(".pyc")]
+
+
+def test_functions_ship_the_deterministic_zip() -> None:
+    import hashlib
+    from pathlib import Path
+
+    from components.aws._common import runtime_zip
+
+    run = run_stack("aws-dev")
+    wanted = hashlib.sha256(runtime_zip()).hexdigest()
+    wrappers = [f for f in _functions(run) if "-wrap-" in f.inputs["name"]]
+    assert wrappers
+    for fn in wrappers:
+        path = Path(fn.inputs["code"].path)
+        assert path.name == f"{wanted}.zip"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == wanted

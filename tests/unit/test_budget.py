@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from components.budget import Budget, LayerBudget, check_budget, compute_budget
+from components.budget import (
+    Budget,
+    LayerBudget,
+    check_budget,
+    compute_budget,
+    detection_seconds,
+)
 from components.errors import BudgetError
 from components.spec import parse_spec
 from tests.conftest import minimal_raw
@@ -19,16 +25,16 @@ def _layer(budget: Budget, name: str) -> LayerBudget:
 def test_defaults() -> None:
     b = compute_budget(parse_spec(minimal_raw()))
     dns = _layer(b, "dns")
-    # Route 53 health checks: 10 s x 3, no record edit, TTL 60.
-    assert (dns.detection.seconds, dns.switch.seconds, dns.propagation.seconds) == (30, 0, 60)
-    assert "Route 53 health checkers" in dns.detection.source
+    # The monitor's detection, then the force path (60 s alarm + Route 53 reading it), TTL 60.
+    assert (dns.detection.seconds, dns.switch.seconds, dns.propagation.seconds) == (42, 90, 60)
     gw = _layer(b, "gateway")
-    # loop: 10 x 3 + 2 s timeout + one interval for quorum 2; switch 5; no propagation
+    # Rounds at 0,10,..,40 s of each minute: a failure just after the 40 s round is counted
+    # at 60, 70 and 80 s; + 2 s timeout. Switch 5; no propagation.
     assert (gw.detection.seconds, gw.switch.seconds, gw.propagation.seconds) == (42, 5, 0)
     assert gw.rto_s == 47
     logic = _layer(b, "logic")
     assert logic.propagation.seconds == 5 and "pointer_cache_s" in logic.propagation.source
-    assert b.ok and b.worst_rto_s == 90
+    assert b.ok and b.worst_rto_s == 192
 
 
 def test_interval_above_scheduler_floor_rounds_up_to_whole_minutes() -> None:
@@ -36,7 +42,7 @@ def test_interval_above_scheduler_floor_rounds_up_to_whole_minutes() -> None:
     raw["monitor"] = {"gateway": {"interval_s": 90, "failure_threshold": 2, "quorum": 1}}
     gw = _layer(compute_budget(parse_spec(raw)), "gateway")
     assert gw.detection.seconds == 120 * 2 + 2
-    assert "rounded up to the 60 s floor" in gw.detection.source
+    assert "one counted probe every 120 s (the 60 s scheduler floor)" in gw.detection.source
 
 
 def test_tencent_has_a_one_second_floor_and_direct_dns() -> None:
@@ -58,8 +64,11 @@ def test_switch_allowance_override_and_worst_region() -> None:
     raw["monitor"] = {"gateway": {"switch_allowance_s": 12}}
     raw["overrides"] = {"us-west-2": {"monitor": {"gateway": {"failure_threshold": 6}}}}
     gw = _layer(compute_budget(parse_spec(raw)), "gateway")
-    assert gw.switch.seconds == 12 and gw.switch.source == "monitor.gateway.switch_allowance_s"
-    assert gw.detection.seconds == 10 * 6 + 2 + 10  # the slower region sets the budget
+    assert gw.switch.seconds == 12
+    assert gw.switch.source.startswith("monitor.gateway.switch_allowance_s")
+    assert "budget only, nothing at run time waits for it" in gw.switch.source
+    # The slower region sets the budget: six counted probes from 40 s reach 120 s.
+    assert gw.detection.seconds == 80 + 2
 
 
 def test_rpo_figures() -> None:
@@ -87,13 +96,29 @@ def test_sql_rpo_is_the_lag_guard() -> None:
     assert "data: worst-case RTO" in text
 
 
+def test_sql_rpo_is_best_effort_not_guaranteed() -> None:
+    # The lag guard reads the lag before promoting; asynchronous replication can still lose
+    # what the primary acknowledged after that reading, so it is not a guarantee.
+    raw = minimal_raw()
+    net = {"vpc_id": "vpc-1", "subnet_ids": ["subnet-a", "subnet-b"]}
+    raw["database"] = {"engine": "postgres", "max_lag_s": 5,
+                       "network": {"us-east-1": net, "us-west-2": net}}
+    raw["targets"] = {"rto_s": 900, "rpo_s": 10}
+    b = compute_budget(parse_spec(raw))
+    [db] = [r for r in b.rpo if r.store == "database"]
+    assert db.figure.seconds == 5 and db.guaranteed is False
+    assert "best effort, guaranteed only with synchronous replication" in db.figure.source
+    data = _layer(b, "data")
+    assert data.switch.seconds == 600 and "publishes no upper bound" in data.switch.source
+
+
 def test_impossible_targets_fail_with_the_table() -> None:
     raw = minimal_raw()
     raw["targets"] = {"rto_s": 30, "rpo_s": 0.5, "object_rpo_s": 60}
     with pytest.raises(BudgetError) as info:
         check_budget(parse_spec(raw))
     msg = str(info.value)
-    assert "dns: worst-case RTO 90 s exceeds targets.rto_s (30 s)" in msg
+    assert "dns: worst-case RTO 192 s exceeds targets.rto_s (30 s)" in msg
     assert "database: RPO 1 s (DynamoDB global table (async)) exceeds targets.rpo_s (0.5 s)" in msg
     assert "storage: RPO is unbounded with S3 replication (best effort)" in msg
     assert "sources:" in msg
@@ -104,3 +129,89 @@ def test_as_dict_has_every_source() -> None:
     for layer in d["layers"]:
         for part in ("detection", "switch", "propagation"):
             assert layer[part]["source"]
+
+
+# -- detection across invocations (review #1) and the DNS alarm path (review #4) -------------
+
+
+def test_detection_includes_the_scheduler_gap() -> None:
+    # The old model said 10 s x 3 + 2 = 32 s; the monitor probes at 0..40 s of each minute,
+    # so a failure just after the 40 s round is counted at 60, 70 and 80 s.
+    raw = minimal_raw()
+    raw["monitor"] = {"gateway": {"interval_s": 10, "failure_threshold": 3, "quorum": 1}}
+    gw = _layer(compute_budget(parse_spec(raw)), "gateway")
+    assert gw.detection.seconds == 42
+    assert "then the 20 s scheduler gap" in gw.detection.source
+
+
+def _simulate(interval: float, timeout: float, threshold: int, loop: float, quorum: int,
+              phase: float, start: float, horizon: float = 900.0) -> float | None:
+    """Event simulation: each vantage is invoked every 60 s (the second at ``phase``) and
+    runs a round every ``interval`` while one more fits in ``loop`` (as ``Monitor.run``);
+    streaks persist. The switch happens at the first round where ``quorum`` vantages'
+    streaks reach ``threshold``; returns seconds after the failure at ``start``."""
+    rounds: list[tuple[float, int]] = []
+    for vantage, offset in enumerate((0.0, phase)[:max(quorum, 1)]):
+        t0 = offset
+        while t0 < start + horizon:
+            k = 0
+            while True:
+                rounds.append((t0 + k * interval, vantage))
+                if (k + 1) * interval + timeout > loop:
+                    break
+                k += 1
+            t0 += 60.0
+    streak = [0, 0]
+    for at, vantage in sorted(rounds):
+        if at <= start:
+            continue
+        streak[vantage] += 1
+        if sum(s >= threshold for s in streak) >= quorum:
+            return at + timeout - start
+    return None
+
+
+@pytest.mark.parametrize(("interval", "threshold", "quorum"),
+                         [(10, 3, 2), (20, 3, 2), (30, 3, 1), (10, 5, 2), (15, 2, 2)])
+def test_detection_bound_holds_for_every_phase_between_the_regions(
+        interval: int, threshold: int, quorum: int) -> None:
+    # The review's cases: quorum 2 with schedules 30 s or 45 s apart took longer than the old
+    # budget (or never switched). With streaks that persist, the later vantage decides and the
+    # budget bounds every phase and failure start; the worst case is reached.
+    bound = detection_seconds(interval, 2.0, threshold, 50.0, 60.0, quorum, 2, 90.0)
+    assert bound is not None
+    worst = 0.0
+    for phase in range(0, 60, 5):
+        for start10 in range(0, 1200, 7):
+            took = _simulate(interval, 2.0, threshold, 50.0, quorum, float(phase),
+                             120.0 + start10 / 10)
+            assert took is not None and took <= bound + 1e-9, (phase, start10, took, bound)
+            worst = max(worst, took)
+    assert worst > bound - 1.0  # the bound is the worst case, not a loose guess
+
+
+def test_detection_impossible_is_flagged() -> None:
+    # The spec refuses quorum above the vantage count; the drill calls this function directly.
+    assert detection_seconds(10, 2, 3, 50, 60, quorum=3, vantages=2) is None
+
+
+def test_detection_needs_fresh_votes_across_the_gap() -> None:
+    # If another vantage's vote went stale between its probes, quorum could never be met.
+    assert detection_seconds(10, 2, 3, 50, 60, quorum=2, vantages=2, freshness_s=15) is None
+    assert detection_seconds(10, 2, 3, 50, 60, quorum=2, vantages=2, freshness_s=90) == 42
+
+
+def test_detection_seconds_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="failure_threshold >= 1"):
+        detection_seconds(10, 2, 0, 50, 60)
+
+
+def test_dns_budget_counts_the_force_alarm_path() -> None:
+    # The old budget counted 0 s for the DNS switch: the force path goes through a 60 s
+    # alarm period and Route 53 reading the alarm.
+    raw = minimal_raw()
+    dns = _layer(compute_budget(parse_spec(raw)), "dns")
+    assert dns.switch.seconds == 60 + 30
+    assert "60 s alarm period" in dns.switch.source
+    assert "Route 53 to read the alarm" in dns.switch.source
+
