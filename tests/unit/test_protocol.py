@@ -24,6 +24,8 @@ After every step and after the recovery rounds the checker looks for, by kind:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import random
 import threading
 from collections import Counter
@@ -58,7 +60,7 @@ CRASH_POINTS = ("after-begin", "apply0-before", "apply0-after", "apply1-before",
                 "apply1-after", "commit-before", "commit-after", "release", "commit-error")
 
 
-class Crash(BaseException):  # noqa: N818 - not an error: the process is gone
+class Crash(BaseException):
     """The invocation's process died here (nothing after this line of it runs)."""
 
 
@@ -199,9 +201,8 @@ class Sim:
     def check_settled(self, kind: str) -> None:
         st = self.store.read_scope("logic", SCOPE)
         values = {t.value for t in self.targets.values()}
-        if kind == "unrecovered" and st.intent is not None:
-            self.violations[kind] += 1
-        elif st.intent is None and values != {st.active}:
+        unfinished = kind == "unrecovered" and st.intent is not None
+        if unfinished or (st.intent is None and values != {st.active}):
             self.violations[kind] += 1
         for t in self.targets.values():
             if t.writes != sorted(t.writes):
@@ -331,10 +332,8 @@ def invoke(sim: Sim, task: str, vantage: str, clock: float, view: tuple[bool, bo
     m = Monitor(cfg, Store(inv), {"fenced": Switcher(inv, 0), "plain": Switcher(inv, 1)},
                 {"lambda": probe}, sim.notifier, Log(stream=_Null()), clock=lambda: clock,
                 _pool=sim.pool, invocation=task)
-    try:
+    with contextlib.suppress(Crash):
         m.round()
-    except Crash:
-        pass
 
 
 # -- schedules -----------------------------------------------------------------------------
@@ -379,31 +378,32 @@ def run_schedule(seed: int, store: StateStore, steps: int = 24,
             sim.now += INTERVAL
             tasks: dict[str, Callable[[], None]] = {}
 
-            def add(name: str, vantage: str, clock: float, crash: str | None) -> None:
+            def add(tasks: dict[str, Callable[[], None]], name: str, vantage: str,
+                    clock: float, crash: str | None, k: int = k) -> None:
                 cut = rng.random() < 0.1  # partitioned: sees the primary down
                 view = (primary[k] and not cut, standby[k])
-                tasks[name] = (lambda: invoke(sim, name, vantage, clock, view, crash,
-                                              skew[vantage]))
+                tasks[name] = functools.partial(invoke, sim, name, vantage, clock, view, crash,
+                                                skew[vantage])
 
             def crash() -> str | None:
                 return rng.choice(CRASH_POINTS) if rng.random() < 0.3 else None
 
             for v in ("r1", "r2"):
                 if rng.random() < 0.9:
-                    add(f"{v}-{k}", v, sim.now + phase[v] + skew[v], crash())
+                    add(tasks, f"{v}-{k}", v, sim.now + phase[v] + skew[v], crash())
             if rng.random() < 0.3:  # a duplicate delivery of r1's schedule, overlapping
-                add(f"r1-{k}-dup", "r1", sim.now + rng.uniform(0, 3) + skew["r1"], crash())
+                add(tasks, f"r1-{k}-dup", "r1", sim.now + rng.uniform(0, 3) + skew["r1"], crash())
             if rng.random() < 0.15:  # a late r2 invocation: started long ago, votes now
-                add(f"r2-{k}-late", "r2", sim.now - rng.uniform(5, 25) + skew["r2"], crash())
+                add(tasks, f"r2-{k}-late", "r2", sim.now - rng.uniform(5, 25) + skew["r2"], crash())
             sim.baton.run(tasks)
             sim.check_settled("diverged")
         # Recovery: no crashes, no duplicates, the world as it last was, past a lease TTL.
         for k in range(int(LEASE_TTL_S / INTERVAL) + 3):
             sim.now += INTERVAL
             view = (primary[-1], standby[-1])
-            sim.baton.run({f"{v}-rec{k}": (lambda v=v, k=k: invoke(
-                sim, f"{v}-rec{k}", v, sim.now + phase[v] + skew[v], view, None, skew[v]))
-                for v in ("r1", "r2")})
+            sim.baton.run({f"{v}-rec{k}": functools.partial(
+                invoke, sim, f"{v}-rec{k}", v, sim.now + phase[v] + skew[v], view, None,
+                skew[v]) for v in ("r1", "r2")})
         sim.check_settled("unrecovered")
     finally:
         notifier.drain(5.0)
