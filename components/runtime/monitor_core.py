@@ -192,7 +192,7 @@ class Monitor:
             assert decision.to is not None
             outcome = self.switch(scope, decision.to, decision.reason, evidence,
                                   expected=state.active, decision=decision,
-                                  new_state=new_state)
+                                  new_state=new_state, mine=vote)
             if outcome.switched:
                 outcome.latency_s = time.perf_counter() - verdict_at
             # Ours or a racing monitor's switch may have moved the scope.
@@ -267,11 +267,15 @@ class Monitor:
         decision: Decision | None = None,
         new_state: ScopeState | None = None,
         resume: Intent | None = None,
+        mine: Vote | None = None,
     ) -> Outcome:
         """Switch one scope to ``to`` under the lease: intent, targets, commit.
 
         With ``resume``, the unfinished intent is taken over (``to`` may be its ``frm``: a
-        roll-back). Otherwise a pending intent of another holder stops this switch."""
+        roll-back). Otherwise a pending intent of another holder stops this switch. With
+        ``mine`` (an automatic decision), the decision is taken again under the lease, on
+        the votes and the clock of that moment: a round that was slow (probes, store) must
+        not act on votes that have gone stale or changed since it read them."""
         cfg = self.config
         holder = by or self.holder
         decision = decision or Decision(
@@ -288,8 +292,12 @@ class Monitor:
             current = self.store.read_scope(cfg.layer, scope)
             if expected is None:
                 expected = other(to)
-            if current.intent is not None and (resume is None
-                                               or current.intent.token != resume.token):
+            if resume is not None and (current.intent is None
+                                       or current.intent.token != resume.token):
+                return Outcome(scope, decision, detail=(
+                    f"the unfinished switch of token {resume.token} was finished or rolled "
+                    "back by another holder"))
+            if current.intent is not None and resume is None:
                 pend = current.intent
                 return Outcome(scope, decision, detail=(
                     f"a switch to {pend.to} (token {pend.token}, by {pend.holder}) is "
@@ -298,6 +306,12 @@ class Monitor:
             if current.active != expected:
                 return Outcome(scope, decision,
                                detail=f"already {current.active}: switched by someone else")
+            if mine is not None and resume is None:
+                _, again = decide(current, self.store.votes(cfg.layer, scope), self.clock(),
+                                  cfg.settings, self.me, mine=mine)
+                if not (again.is_switch and again.to == to):
+                    return Outcome(scope, decision, detail=(
+                        f"decision no longer holds under the lease: {again.reason}"))
             intent = Intent(lease.token, to, expected, holder,
                             tuple(target_key(t) for t in targets), 0, now, reason)
             self.store.begin(lease, scope, expected, intent, now)

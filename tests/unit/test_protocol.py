@@ -56,6 +56,8 @@ SCOPE = "x"
 TARGETS = [{"scope": SCOPE, "kind": "fenced", "name": "pointer"},
            {"scope": SCOPE, "kind": "plain", "name": "stage"}]
 PROBES = [{"scope": SCOPE, "kind": "lambda", "side": s} for s in ("primary", "standby")]
+KINDS = ("quorum", "double-count", "unhealthy", "diverged", "stale-write", "token-order",
+         "flap", "unrecovered")
 CRASH_POINTS = ("after-begin", "apply0-before", "apply0-after", "apply1-before",
                 "apply1-after", "commit-before", "commit-after", "release", "commit-error")
 
@@ -317,8 +319,16 @@ class Switcher:
 
 
 def invoke(sim: Sim, task: str, vantage: str, clock: float, view: tuple[bool, bool],
-           crash: str | None, skew: float) -> None:
-    """One invocation: a fresh Monitor, one round, on a clock ``skew`` off true time."""
+           crash: str | None, skew: float, later: float | None = None) -> None:
+    """One invocation: a fresh Monitor, one round, on a clock ``skew`` off true time.
+
+    The round's observation is at ``clock``; a late invocation (slow probes, a slow store)
+    acts at ``later``: every clock reading after the first returns it."""
+    readings = iter([clock])
+
+    def now() -> float:
+        return next(readings, clock if later is None else later)
+
     inv = Invocation(sim, task, crash)
     sim.views[task] = view
     sim.observed[task] = clock - skew
@@ -330,7 +340,7 @@ def invoke(sim: Sim, task: str, vantage: str, clock: float, view: tuple[bool, bo
 
     cfg = MonitorConfig("sim", "logic", vantage, sim.s, PROBES, TARGETS, "t", "r")
     m = Monitor(cfg, Store(inv), {"fenced": Switcher(inv, 0), "plain": Switcher(inv, 1)},
-                {"lambda": probe}, sim.notifier, Log(stream=_Null()), clock=lambda: clock,
+                {"lambda": probe}, sim.notifier, Log(stream=_Null()), clock=now,
                 _pool=sim.pool, invocation=task)
     with contextlib.suppress(Crash):
         m.round()
@@ -379,11 +389,12 @@ def run_schedule(seed: int, store: StateStore, steps: int = 24,
             tasks: dict[str, Callable[[], None]] = {}
 
             def add(tasks: dict[str, Callable[[], None]], name: str, vantage: str,
-                    clock: float, crash: str | None, k: int = k) -> None:
+                    clock: float, crash: str | None, k: int = k,
+                    later: float | None = None) -> None:
                 cut = rng.random() < 0.1  # partitioned: sees the primary down
                 view = (primary[k] and not cut, standby[k])
                 tasks[name] = functools.partial(invoke, sim, name, vantage, clock, view, crash,
-                                                skew[vantage])
+                                                skew[vantage], later)
 
             def crash() -> str | None:
                 return rng.choice(CRASH_POINTS) if rng.random() < 0.3 else None
@@ -393,8 +404,9 @@ def run_schedule(seed: int, store: StateStore, steps: int = 24,
                     add(tasks, f"{v}-{k}", v, sim.now + phase[v] + skew[v], crash())
             if rng.random() < 0.3:  # a duplicate delivery of r1's schedule, overlapping
                 add(tasks, f"r1-{k}-dup", "r1", sim.now + rng.uniform(0, 3) + skew["r1"], crash())
-            if rng.random() < 0.15:  # a late r2 invocation: started long ago, votes now
-                add(tasks, f"r2-{k}-late", "r2", sim.now - rng.uniform(5, 25) + skew["r2"], crash())
+            if rng.random() < 0.15:  # a late r2 invocation: probed long ago, votes now
+                add(tasks, f"r2-{k}-late", "r2", sim.now - rng.uniform(5, 25) + skew["r2"],
+                    crash(), later=sim.now + skew["r2"])
             sim.baton.run(tasks)
             sim.check_settled("diverged")
         # Recovery: no crashes, no duplicates, the world as it last was, past a lease TTL.
