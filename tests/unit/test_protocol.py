@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import random
 import threading
 from collections import Counter
@@ -436,8 +437,11 @@ def test_protocol_is_safe_over_random_schedules_memory_store(seed: int) -> None:
     assert run_schedule(seed, MemoryStore(), pool=POOL) == Counter()
 
 
+TABLES = itertools.count()
+
+
 @pytest.mark.usefixtures("aws")
-@settings(max_examples=6, deadline=None,
+@settings(max_examples=12, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32 - 1))
 def test_protocol_is_safe_over_random_schedules_dynamodb(seed: int) -> None:
@@ -445,6 +449,6 @@ def test_protocol_is_safe_over_random_schedules_dynamodb(seed: int) -> None:
     from components.runtime.aws.state import DynamoStateStore
     from components.sandbox import world as w
 
-    table = w.state_table(name=f"sim-{seed}")
+    table = w.state_table(name=f"sim-{next(TABLES)}")
     assert run_schedule(seed, DynamoStateStore(Clients(), table, w.R2), steps=12,
                         pool=POOL) == Counter()
