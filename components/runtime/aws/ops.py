@@ -35,7 +35,10 @@ def status(clients: Clients, state_table: str, state_region: str,
     out = []
     for layer in LAYERS:
         scopes = {s: {"active": st.active, "token": st.token,
-                      "last_switch_at": st.last_switch_at}
+                      "last_switch_at": st.last_switch_at,
+                      "unfinished": ({"to": st.intent.to, "token": st.intent.token,
+                                      "by": st.intent.holder, "step": st.intent.step,
+                                      "of": len(st.intent.targets)} if st.intent else None)}
                   for s, st in sorted(store.scopes(layer).items())}
         log = [{"at": r.at, "scope": r.scope, "from": r.from_side, "to": r.to_side,
                 "by": r.by, "token": r.token, "reason": r.reason, "practice": r.practice,
