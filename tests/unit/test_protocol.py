@@ -98,6 +98,7 @@ class Baton:
             fn()
             return
         live = set(tasks)
+        order = self.rng.sample(sorted(tasks), len(tasks))
 
         def body(name: str, fn: Callable[[], None]) -> None:
             self.local.name = name
@@ -119,7 +120,11 @@ class Baton:
             for _ in range(10_000):  # bounded: each turn is one store or switcher call
                 if not live:
                     break
-                self.turn = self.rng.choice(sorted(live))
+                # Mostly one task runs ahead (so one can act on another's finished
+                # switch), sometimes any: every interleaving is reachable.
+                first = next(n for n in order if n in live)
+                self.turn = first if self.rng.random() < 0.75 else self.rng.choice(
+                    sorted(live))
                 self.cv.notify_all()
                 if not self.cv.wait_for(lambda: self.turn is None, timeout=30):
                     raise RuntimeError("baton: a task kept the turn")
@@ -351,6 +356,9 @@ def invoke(sim: Sim, task: str, vantage: str, clock: float, view: tuple[bool, bo
 
 
 def random_settings(rng: random.Random) -> Settings:
+    if rng.random() < 0.25:  # the flappiest settings the engine accepts
+        return Settings(interval_s=INTERVAL, timeout_s=1.0, failure_threshold=1,
+                        recovery_threshold=1, cooldown_s=0.0, failback="auto", quorum=1)
     return Settings(interval_s=INTERVAL, timeout_s=1.0,
                     failure_threshold=rng.randint(1, 3), recovery_threshold=rng.randint(1, 3),
                     cooldown_s=rng.choice([0.0, 30.0]), failback=rng.choice(["auto", "manual"]),
