@@ -241,3 +241,25 @@ def test_store_outage_alerts_instead_of_crashing_the_round() -> None:
     [o] = world.invoke("r1", 100.0)
     assert o.decision.action == "none" and "EndpointConnectionError" in o.detail
     assert [a.severity for a in world.alerts] == ["critical"]
+
+
+def test_a_slow_round_decides_again_under_the_lease_on_current_votes() -> None:
+    # r2 voted "down" at t=0. r1's round observes at t=80 (r2's vote is fresh: quorum 2),
+    # but its probes and store calls were slow and it takes the lease at t=100, when r2's
+    # vote is older than the freshness window: the quorum no longer exists.
+    world = World(settings(10, 1, quorum=2))
+    world.health["primary"] = False
+    world.invoke("r2", 0.0)
+    m = world.monitor("r1", 80.0)
+    readings = iter([80.0])
+    m.clock = lambda: next(readings, 100.0)
+    [o] = m.round()
+    assert o.decision.is_switch and not o.switched
+    assert "no longer holds under the lease" in o.detail and "1 of 2" in o.detail
+    assert world.active() == "primary" and world.targets["a"] == ("primary", 0)
+    # The same round without the delay switches (the quorum was real at t=80).
+    world2 = World(settings(10, 1, quorum=2))
+    world2.health["primary"] = False
+    world2.invoke("r2", 0.0)
+    [o2] = world2.invoke("r1", 80.0)
+    assert o2.switched and world2.active() == "standby"
