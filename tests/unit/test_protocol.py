@@ -449,7 +449,7 @@ TABLES = itertools.count()
 
 
 @pytest.mark.usefixtures("aws")
-@settings(max_examples=12, deadline=None,
+@settings(max_examples=8, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32 - 1))
 def test_protocol_is_safe_over_random_schedules_dynamodb(seed: int) -> None:
