@@ -2,8 +2,9 @@
 
 For each layer it builds the layer's switch target in a local moto server, fails the
 primary, and lets two monitors (quorum 2) decide; it measures the time from the deciding
-monitor's probe verdict to the verified switch (lease, target write, read-back, commit),
-over N runs, and prints the median and p95. Then it times the pure decision engine.
+monitor's probe verdict to the verified switch (lease, decision re-checked under the
+lease, intent, target write + progress, read-back, commit), over N runs, and prints the
+median and p95. Then it times the pure decision engine.
 The moto server runs in this process, so figures are for the protocol and the API round
 trips, not for AWS's own propagation (see the budget for those).
 """

@@ -23,6 +23,13 @@ the data pointer, a region's DNS health). Each monitor is a *vantage point*. Per
 
 The caller applies a switch only under the lease, and only if the scope's active side is
 still the one this decision was based on (see ``lease.py``).
+
+Run-time facts this module is built for: every scheduled invocation may be a fresh process,
+and invocations of one vantage may overlap or be delivered twice. So the streaks are seeded
+from the vantage's own stored vote (``observe(prev=stored)``), and a vote advances a streak
+at most once per ``vote_gap_s``: a second observation within that gap (an overlapping or
+duplicated invocation) is merged into the stored vote instead of counted again, and the
+store refuses a vote write inside the gap (a late or replayed vote).
 """
 
 from __future__ import annotations
@@ -50,6 +57,18 @@ class Settings:
     failback: Literal["auto", "manual"] = "manual"
     quorum: int = 2
     practice: bool = False
+
+    @property
+    def vote_gap_s(self) -> float:
+        """Minimum spacing of two streak steps of one vantage: one step per interval, with
+        10 % slack for scheduler jitter (so no round is lost to a late timer)."""
+        return 0.9 * self.interval_s
+
+    @property
+    def switch_floor_s(self) -> float:
+        """The cooldown is never shorter than two rounds: a switch and a switch back can never
+        rest on the same round's votes (quorum 1 + failback auto would flap otherwise)."""
+        return max(self.cooldown_s, 2 * self.interval_s)
 
     @property
     def freshness_s(self) -> float:
@@ -88,18 +107,64 @@ def _streak(fail: int, ok: int, healthy: bool | None) -> tuple[int, int]:
     return (0, ok + 1) if healthy else (fail + 1, 0)
 
 
+def _merge(fail: int, ok: int, healthy: bool | None) -> tuple[int, int]:
+    """The same step seen again: keep a streak that agrees, restart one that does not."""
+    if healthy is None:
+        return fail, ok
+    if healthy:
+        return (0, ok) if ok else (0, 1)
+    return (fail, 0) if fail else (1, 0)
+
+
 def observe(
     prev: Vote | None,
     vantage: str,
     now: float,
     primary_healthy: bool | None,
     standby_healthy: bool | None,
+    gap_s: float = 0.0,
 ) -> Vote:
-    """Fold one probe round into the vantage's streaks."""
+    """Fold one probe round into the vantage's streaks.
+
+    When ``prev`` is less than ``gap_s`` old (or from the future), this round is the same
+    step as ``prev`` (another invocation of this vantage already voted it): the result keeps
+    ``prev.at`` and does not advance any streak, so it is never stored as a new step.
+    """
     p = prev or Vote(vantage, now)
+    if prev is not None and now - prev.at < gap_s:
+        pf, po = _merge(p.primary_fail, p.primary_ok, primary_healthy)
+        sf, so = _merge(p.standby_fail, p.standby_ok, standby_healthy)
+        return Vote(vantage, prev.at, pf, po, sf, so)
     pf, po = _streak(p.primary_fail, p.primary_ok, primary_healthy)
     sf, so = _streak(p.standby_fail, p.standby_ok, standby_healthy)
     return Vote(vantage, now, pf, po, sf, so)
+
+
+def sees_healthy(vote: Vote | None, side: Side) -> bool:
+    """Whether this vote's latest round saw ``side`` healthy."""
+    if vote is None:
+        return False
+    if side == "standby":
+        return vote.standby_healthy()
+    return vote.primary_ok >= 1 and vote.primary_fail == 0
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A switch that was started and not yet committed (written before any target moves).
+
+    Whoever next holds the layer's lease finishes it (to ``to``) or rolls it back (to
+    ``frm``), so targets and the committed scope always converge, even after a crash."""
+
+    token: int
+    to: Side
+    frm: Side
+    holder: str
+    targets: tuple[str, ...]
+    step: int = 0
+    """How many of ``targets`` were applied (in order)."""
+    at: float = 0.0
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,6 +178,8 @@ class ScopeState:
     last_practice_at: float | None = None
     last_alert: str | None = None
     """The condition last alerted, so an alert is sent once per condition."""
+    intent: Intent | None = None
+    """An unfinished switch; no new decision is taken while it is set."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +208,7 @@ def _alert(state: ScopeState, key: str, reason: str, agreeing: Sequence[str] = (
 def _cooling(state: ScopeState, now: float, s: Settings) -> float:
     """Seconds of cooldown left (switches and practice switches both count)."""
     last = max(state.last_switch_at or -1e18, state.last_practice_at or -1e18)
-    return max(0.0, last + s.cooldown_s - now)
+    return max(0.0, last + s.switch_floor_s - now)
 
 
 def decide(
@@ -150,10 +217,21 @@ def decide(
     now: float,
     s: Settings,
     me: str,
+    mine: Vote | None = None,
 ) -> tuple[ScopeState, Decision]:
-    """The decision for one scope from the fresh votes of every vantage (pure)."""
+    """The decision for one scope from the fresh votes of every vantage (pure).
+
+    ``mine`` is this invocation's own observation; the side to switch to must be healthy in
+    it. The store's copy of this vantage's vote may have been written by an overlapping
+    invocation that saw something else, so it counts towards quorum but never stands in for
+    what this decider saw (it is used only when ``mine`` is not given).
+    """
     fresh = {v.vantage: v for v in votes if 0 <= now - v.at <= s.freshness_s}
-    mine = fresh.get(me)
+    if mine is None:
+        mine = fresh.get(me)
+    if state.intent is not None:
+        return state, Decision("none", f"switch to {state.intent.to} (token "
+                                       f"{state.intent.token}) unfinished: resume it first")
     if state.active == "primary":
         down = sorted(v.vantage for v in fresh.values() if v.primary_down(s))
         if not down:
@@ -166,7 +244,7 @@ def decide(
                 "vantage points needed to switch (a monitor that is cut off must not fail "
                 "over a healthy primary)", down,
             )
-        if mine is None or not mine.standby_healthy():
+        if not sees_healthy(mine, "standby"):
             return _alert(
                 state, "standby-unhealthy",
                 "primary down by quorum, but the standby is not healthy from this vantage "
@@ -190,7 +268,7 @@ def decide(
                 f"primary healthy again at {', '.join(recovered)}; failback is manual: "
                 "run `standby switch --to primary` when ready", recovered,
             )
-        if mine is None or not mine.primary_recovered(s):
+        if mine is None or not mine.primary_recovered(s) or not sees_healthy(mine, "primary"):
             return state, Decision("none", "waiting for this vantage to see the primary recover")
         left = _cooling(state, now, s)
         if left > 0:

@@ -29,3 +29,12 @@ class StaleToken(RuntimeFailure):
 
 class SwitchError(RuntimeFailure):
     """A switcher could not apply or verify a switch."""
+
+
+class StoreError(RuntimeFailure):
+    """The state store failed for a reason other than a condition (access denied, throttled,
+    unreachable). Raised instead of the cloud SDK's own error so the core can alert on it."""
+
+
+class ClockSkew(RuntimeFailure):
+    """This machine's clock is too far from the state store's; nothing was switched."""

@@ -3,31 +3,51 @@
 A switch of a layer happens only under that layer's lease:
 
 1. ``acquire`` is one conditional write: it succeeds when the lease is free, expired, or
-   already ours, and it increments the layer's **fencing token** (never reused: the counter
-   lives in the lease item, which has no expiry attribute).
+   already held by this holder, and it increments the layer's **fencing token** (never
+   reused: the counter lives in the lease item, which has no expiry attribute). A holder is
+   one invocation (region + request id, or the CLI's host + a uuid), never a region: two
+   overlapping invocations of one monitor are two holders.
 2. The holder re-reads the scope (strongly consistent) and gives up if the active side is
-   no longer the one its decision was based on: another monitor switched first.
-3. Every write to a pointer carries the token; a pointer rejects a token lower than the one
+   no longer the one its decision was based on, or if another switch is unfinished.
+3. ``begin`` records the **intent** (token, to, from, targets, step) in the scope item,
+   conditioned on the lease and the active side, BEFORE any target is touched;
+   ``progress`` advances its step after each target. A holder that dies mid-switch leaves
+   the intent; the next holder finishes it or rolls it back (``monitor_core``).
+4. Every write to a pointer carries the token; a pointer rejects a token lower than the one
    it holds (``StaleToken``). Targets with no conditional write of their own (an API
-   Gateway stage, a CloudWatch metric) are guarded by the scope item's conditional commit
-   and by refusing to start a switch with less than ``min_remaining_s`` of lease left.
-4. ``commit`` is a conditional write of the scope item (active side + token) that fails if
-   the active side changed or a newer token committed, plus the switch record (who, when,
-   why, token, probe evidence).
+   Gateway stage, a CloudWatch metric) are guarded by the lease and by refusing to start a
+   target switch with less than ``MIN_LEASE_LEFT_S`` of lease left.
+5. ``commit`` is a conditional write of the scope item (active side + token, intent
+   cleared) that fails unless the intent is this lease's and the lease is still held, plus
+   the switch record (who, when, why, token, probe evidence).
 
-``MemoryStore`` is the reference implementation, used by the engine's property tests; the
-DynamoDB store (``components.runtime.aws.state``) implements the same conditions and is
-tested against moto with the same protocol tests.
+Conditional failures raise ``LeaseLost``/``StaleToken``; any other store failure raises
+``StoreError``, never the cloud SDK's own exception.
+
+Time. Lease expiry, cooldown and vote freshness compare the writer's wall clock with the
+reader's. The monitors run on the cloud's hosts, whose clocks are disciplined by the
+provider's time service (AWS: Amazon Time Sync, documented within a millisecond or so); the
+one machine whose clock is not trusted is the operator's, so the ops CLI measures its skew
+against the store's own clock (the HTTP ``Date`` of a store response) and refuses to switch
+above ``MAX_CLIENT_SKEW_S``. ``MIN_LEASE_LEFT_S`` is larger than that bound, so a holder
+within the bound never starts a target write on a lease another holder can see as expired.
+
+``MemoryStore`` is the reference implementation, used by the protocol property tests; the
+DynamoDB store (``components.runtime.aws.state``) implements the same conditions and runs
+the same tests against a moto server.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
-from components.runtime.engine import ScopeState, Side, Vote
+from components.runtime.engine import Intent, ScopeState, Side, Vote
 from components.runtime.errors import LeaseLost, StaleToken
+
+#: The most the ops CLI's clock may differ from the state store's before it refuses to act.
+MAX_CLIENT_SKEW_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -44,7 +64,8 @@ class SwitchRecord:
     scope: str
     at: float
     by: str
-    """The vantage (monitor region) or ``ops:<user>`` for the CLI."""
+    """The holder: ``<region>#<invocation>`` for a monitor, ``ops:<user>@<host>#<uuid>``
+    for the CLI."""
     from_side: Side
     to_side: Side
     token: int
@@ -62,14 +83,30 @@ class StateStore(Protocol):
     def release(self, lease: Lease) -> None: ...
     def read_scope(self, layer: str, scope: str) -> ScopeState: ...
     def save_scope_meta(self, layer: str, scope: str, state: ScopeState) -> None:
-        """Alert/practice bookkeeping only; never changes ``active`` or ``token``."""
+        """Alert/practice bookkeeping only; never changes ``active``, ``token``, intent."""
+        ...
+    def begin(self, lease: Lease, scope: str, expected: Side, intent: Intent,
+              now: float) -> None:
+        """Record ``intent`` (token = lease token) if the lease is held, the scope is
+        ``expected`` at an older token, and any unfinished intent is older than this lease;
+        else ``LeaseLost``/``StaleToken``."""
+        ...
+    def progress(self, lease: Lease, scope: str, step: int) -> None:
+        """Advance this lease's intent to ``step`` (targets applied); ``StaleToken`` if the
+        intent is not this lease's any more."""
         ...
     def commit(self, lease: Lease, scope: str, expected: Side, state: ScopeState,
-               record: SwitchRecord, now: float) -> None: ...
+               record: SwitchRecord, now: float) -> None:
+        """Set active/token/last_switch_at from ``state`` and clear the intent, if the
+        intent is this lease's, the scope is still ``expected`` and the lease is held."""
+        ...
     def record(self, record: SwitchRecord) -> None:
         """Log a practice (not committed) switch."""
         ...
-    def put_vote(self, layer: str, scope: str, vote: Vote) -> None: ...
+    def put_vote(self, layer: str, scope: str, vote: Vote, gap_s: float = 0.0) -> bool:
+        """Store the vantage's vote unless its stored vote is less than ``gap_s`` older
+        (a duplicate or late step); returns whether it was stored."""
+        ...
     def votes(self, layer: str, scope: str) -> list[Vote]: ...
     def log(self, layer: str, limit: int = 20) -> list[SwitchRecord]: ...
     def scopes(self, layer: str) -> dict[str, ScopeState]: ...
@@ -112,36 +149,63 @@ class MemoryStore:
     def save_scope_meta(self, layer: str, scope: str, state: ScopeState) -> None:
         with self._lock:
             cur = self._scopes.get((layer, scope), ScopeState())
-            self._scopes[(layer, scope)] = ScopeState(
-                cur.active, cur.token, cur.last_switch_at, state.last_practice_at,
-                state.last_alert,
-            )
+            self._scopes[(layer, scope)] = replace(
+                cur, last_practice_at=state.last_practice_at, last_alert=state.last_alert)
+
+    def _held(self, lease: Lease, now: float) -> None:
+        holder, until, token = self._leases.get(lease.layer, (None, 0.0, 0))
+        if holder != lease.holder or token != lease.token or until <= now:
+            raise LeaseLost(f"lease on {lease.layer} lost (token {lease.token})")
+
+    def begin(self, lease: Lease, scope: str, expected: Side, intent: Intent,
+              now: float) -> None:
+        with self._lock:
+            self._held(lease, now)
+            cur = self._scopes.get((lease.layer, scope), ScopeState())
+            if (cur.active != expected or cur.token >= lease.token
+                    or (cur.intent is not None and cur.intent.token >= lease.token)):
+                raise StaleToken(
+                    f"{lease.layer}/{scope}: expected {expected} at token < {lease.token} "
+                    f"with no newer switch unfinished, found {cur.active} at token "
+                    f"{cur.token}" + (f", intent {cur.intent.token}" if cur.intent else ""))
+            self._scopes[(lease.layer, scope)] = replace(cur, intent=intent)
+
+    def progress(self, lease: Lease, scope: str, step: int) -> None:
+        with self._lock:
+            cur = self._scopes.get((lease.layer, scope), ScopeState())
+            if cur.intent is None or cur.intent.token != lease.token:
+                raise StaleToken(f"{lease.layer}/{scope}: intent of token {lease.token} "
+                                 "replaced by a newer holder")
+            self._scopes[(lease.layer, scope)] = replace(cur, intent=replace(cur.intent,
+                                                                             step=step))
 
     def commit(self, lease: Lease, scope: str, expected: Side, state: ScopeState,
                record: SwitchRecord, now: float) -> None:
         with self._lock:
-            holder, until, token = self._leases.get(lease.layer, (None, 0.0, 0))
-            if holder != lease.holder or token != lease.token or until <= now:
-                raise LeaseLost(f"lease on {lease.layer} lost before commit (token {lease.token})")
+            self._held(lease, now)
             cur = self._scopes.get((lease.layer, scope), ScopeState())
-            if cur.active != expected or cur.token >= lease.token:
+            if (cur.active != expected or cur.token >= lease.token or cur.intent is None
+                    or cur.intent.token != lease.token):
                 raise StaleToken(
-                    f"{lease.layer}/{scope}: expected {expected} at token < {lease.token}, "
-                    f"found {cur.active} at token {cur.token}"
-                )
-            self._scopes[(lease.layer, scope)] = ScopeState(
-                state.active, lease.token, state.last_switch_at, state.last_practice_at,
-                state.last_alert,
-            )
+                    f"{lease.layer}/{scope}: expected {expected} with the intent of token "
+                    f"{lease.token}, found {cur.active} at token {cur.token}")
+            self._scopes[(lease.layer, scope)] = replace(
+                cur, active=state.active, token=lease.token,
+                last_switch_at=state.last_switch_at, last_alert=None, intent=None)
             self._log.setdefault(lease.layer, []).append(record)
 
     def record(self, record: SwitchRecord) -> None:
         with self._lock:
             self._log.setdefault(record.layer, []).append(record)
 
-    def put_vote(self, layer: str, scope: str, vote: Vote) -> None:
+    def put_vote(self, layer: str, scope: str, vote: Vote, gap_s: float = 0.0) -> bool:
         with self._lock:
-            self._votes.setdefault((layer, scope), {})[vote.vantage] = vote
+            votes = self._votes.setdefault((layer, scope), {})
+            cur = votes.get(vote.vantage)
+            if cur is not None and cur.at > vote.at - gap_s:
+                return False
+            votes[vote.vantage] = vote
+            return True
 
     def votes(self, layer: str, scope: str) -> list[Vote]:
         with self._lock:

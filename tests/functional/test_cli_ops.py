@@ -111,3 +111,22 @@ def test_bad_switch_input_is_refused_with_a_clear_message(
     got, _, err = run(capsys, "switch", "--stack", "aws-dev", "--endpoint-url", aws, *argv)
     assert got == code and message in err
     assert w.pointer(w.R1, "wrapper") == ("primary", 0)
+
+
+def test_cli_refuses_to_switch_with_a_skewed_clock(deployed: FunctionHost, aws: str) -> None:
+    # Before: the CLI wrote lease expiry and last_switch_at in its own clock; a laptop 90 s
+    # ahead could take a live monitor's lease mid-switch.
+    import time
+
+    from components.runtime.aws.clients import Clients
+    from components.runtime.aws.ops import check_clock
+    from components.runtime.aws.state import DynamoStateStore
+    from components.runtime.errors import ClockSkew
+
+    store = DynamoStateStore(Clients(), "shop-standby-state", w.R2)
+    check_clock(store)  # this machine is the moto server's: within the bound
+    with pytest.raises(ClockSkew, match=r"\+(89|9[0-3]) s off the state table.s"):
+        check_clock(store, clock=lambda: time.time() + 90)
+    with pytest.raises(ClockSkew, match="allowed: within 5 s"):
+        check_clock(store, clock=lambda: time.time() - 30)
+    assert w.pointer(w.R1, "wrapper") == ("primary", 0)

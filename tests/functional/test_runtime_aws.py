@@ -23,9 +23,16 @@ from components.runtime.aws.switchers import (
     StageVariableSwitcher,
 )
 from components.runtime.config import load
-from components.runtime.engine import ScopeState, Vote
-from components.runtime.errors import ConfigError, EventError, LeaseLost, StaleToken, SwitchError
-from components.runtime.lease import SwitchRecord
+from components.runtime.engine import Intent, ScopeState, Vote
+from components.runtime.errors import (
+    ConfigError,
+    EventError,
+    LeaseLost,
+    StaleToken,
+    StoreError,
+    SwitchError,
+)
+from components.runtime.lease import Lease, SwitchRecord
 from components.sandbox import world as w
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -33,29 +40,78 @@ pytestmark = pytest.mark.usefixtures("aws")
 
 def test_state_store_protocol_on_dynamodb() -> None:
     store = DynamoStateStore(Clients(), w.state_table(), w.R2)
-    a = store.acquire("data", "us-east-1", 100, 60)
+    a = store.acquire("data", "us-east-1#inv-a", 100, 60)
     assert a is not None and a.token == 1
-    assert store.acquire("data", "us-west-2", 110, 60) is None  # held
-    b = store.acquire("data", "us-west-2", 161, 60)  # expired: taken over
+    assert store.acquire("data", "us-west-2#inv-c", 110, 60) is None  # held
+    intent_a = Intent(1, "standby", "primary", a.holder, ("pointer:x",), 0, 100, "why")
+    store.begin(a, "data", "primary", intent_a, 101)
+    b = store.acquire("data", "us-west-2#inv-c", 161, 60)  # expired: taken over
     assert b is not None and b.token == 2
-    rec = SwitchRecord("data", "data", 161, "us-east-1", "primary", "standby", 1, "why",
+    rec = SwitchRecord("data", "data", 161, a.holder, "primary", "standby", 1, "why",
                        evidence={"probes": [{"ok": False}]})
     with pytest.raises(LeaseLost):
         store.commit(a, "data", "primary", ScopeState(active="standby", last_switch_at=161),
                      rec, 162)
+    # The new holder takes the unfinished intent over (newer token) and commits it.
+    assert store.read_scope("data", "data").intent == intent_a
+    store.begin(b, "data", "primary", Intent(2, "standby", "primary", b.holder, ("pointer:x",),
+                                             0, 161, "resume"), 161)
+    store.progress(b, "data", 1)
+    with pytest.raises(StaleToken):  # the old holder's intent is gone
+        store.progress(a, "data", 1)
     store.commit(b, "data", "primary", ScopeState(active="standby", last_switch_at=161),
-                 SwitchRecord("data", "data", 161, "us-west-2", "primary", "standby", 2, "why"),
+                 SwitchRecord("data", "data", 161, b.holder, "primary", "standby", 2, "why"),
                  162)
     assert store.read_scope("data", "data") == ScopeState("standby", 2, 161.0)
     store.release(b)
-    c = store.acquire("data", "us-east-1", 170, 60)
+    c = store.acquire("data", "us-east-1#inv-d", 170, 60)
     assert c is not None and c.token == 3
     with pytest.raises(StaleToken):  # not primary any more
-        store.commit(c, "data", "primary", ScopeState(active="standby"), rec, 171)
+        store.begin(c, "data", "primary", Intent(3, "standby", "primary", c.holder, (), 0,
+                                                 170, "x"), 171)
     [logged] = store.log("data")
-    assert (logged.by, logged.token, logged.reason) == ("us-west-2", 2, "why")
-    store.put_vote("data", "data", Vote("us-east-1", 170, primary_fail=3, standby_ok=2))
+    assert (logged.by, logged.token, logged.reason) == (b.holder, 2, "why")
+    assert store.put_vote("data", "data", Vote("us-east-1", 170, primary_fail=3, standby_ok=2),
+                          gap_s=9)
     assert store.votes("data", "data") == [Vote("us-east-1", 170.0, 3, 0, 0, 2)]
+    # A duplicate step (within the gap) and a late one (older) are refused, not counted.
+    assert not store.put_vote("data", "data", Vote("us-east-1", 175, primary_fail=4), gap_s=9)
+    assert not store.put_vote("data", "data", Vote("us-east-1", 160, primary_fail=9), gap_s=9)
+    assert store.put_vote("data", "data", Vote("us-east-1", 180, primary_fail=4), gap_s=9)
+    assert store.votes("data", "data") == [Vote("us-east-1", 180.0, 4)]
+
+
+def test_store_failure_is_a_store_error_not_a_client_error() -> None:
+    # A table that does not exist answers ResourceNotFoundException: not a condition.
+    store = DynamoStateStore(Clients(), "no-such-table", w.R2)
+    with pytest.raises(StoreError, match="acquire the lease failed"):
+        store.acquire("data", "h", 0, 60)
+    lease = Lease("data", "h", 1, 60)
+    with pytest.raises(StoreError, match="commit the switch failed"):
+        store.commit(lease, "data", "primary", ScopeState(active="standby"),
+                     SwitchRecord("data", "data", 0, "h", "primary", "standby", 1, "x"), 1)
+    with pytest.raises(StoreError, match="store the vote failed"):
+        store.put_vote("data", "data", Vote("r", 1))
+
+
+def test_store_reports_its_clock_from_the_date_header() -> None:
+    store = DynamoStateStore(Clients(), w.state_table(), w.R2)
+    # The moto server runs on this machine: its Date is this clock (to 1 s, plus however
+    # slow the shared machine is); a misread zone or format would be hours off.
+    assert abs(store.server_time() - time.time()) < 60
+
+
+class Clock:
+    """Time the test moves: rounds an interval apart without sleeping."""
+
+    def __init__(self, t: float = 1_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def tick(self, s: float = 1.0) -> None:
+        self.t += s
 
 
 def test_pointer_rejects_a_stale_token_and_is_idempotent() -> None:
@@ -90,8 +146,12 @@ def test_two_racing_monitors_produce_exactly_one_switch(monkeypatch: pytest.Monk
     try:
         host.fault("shop-wrap-use1-primary", "5xx")
         monitors = [w.monitor(e) for e in envs]
+        clock = Clock()
+        for m in monitors:
+            m.clock = clock
         outcomes: list[Any] = []
         for _ in range(4):
+            clock.tick()
             barrier = threading.Barrier(2)
 
             def run(m: Any, barrier: threading.Barrier = barrier) -> None:
@@ -123,7 +183,11 @@ def test_one_monitor_alone_does_not_switch(monkeypatch: pytest.MonkeyPatch) -> N
     try:
         host.fault("shop-wrap-use1-primary", "down")
         m = w.monitor(envs[0])
-        outcomes = [o for _ in range(4) for o in m.round()]
+        m.clock = clock = Clock()
+        outcomes = []
+        for _ in range(4):
+            clock.tick()
+            outcomes += m.round()
         assert not any(o.switched for o in outcomes)
         assert any(o.decision.action == "alert" for o in outcomes)
         assert w.pointer(w.R1, "wrapper") == ("primary", 0)
@@ -144,8 +208,14 @@ def test_gateway_switches_the_stage_variable_when_the_logic_function_fails(
         probes = [{"scope": w.R1, "kind": "lambda", "side": s, "function": f"shop-logic-use1-{s}"}
                   for s in ("primary", "standby")]
         monitors = [w.monitor(w.env("gateway", r, probes, [target])) for r in (w.R1, w.R2)]
+        clock = Clock()
+        for m in monitors:
+            m.clock = clock
         host.fault("shop-logic-use1-primary", fault, delay_s=2.0)
-        outcomes = [o for _ in range(3) for m in monitors for o in m.round()]
+        outcomes = []
+        for _ in range(3):
+            clock.tick()
+            outcomes += [o for m in monitors for o in m.round()]
         assert [o.switched for o in outcomes].count(True) == 1
         stage = w.client("apigateway").get_stage(restApiId=target["rest_api_id"],
                                                  stageName="live")
@@ -164,9 +234,15 @@ def test_dns_forces_a_region_out_when_its_endpoint_stops() -> None:
     probes = [{"scope": r, "kind": "http", "url": s.url, "expect_status": 200}
               for r, s in servers.items()]
     monitors = [w.monitor(w.env("dns", r, probes, targets)) for r in (w.R1, w.R2)]
+    clock = Clock()
+    for m in monitors:
+        m.clock = clock
     try:
         servers[w.R1].stop()
-        outcomes = [o for _ in range(3) for m in monitors for o in m.round()]
+        outcomes = []
+        for _ in range(3):
+            clock.tick()
+            outcomes += [o for m in monitors for o in m.round()]
         switched = [o for o in outcomes if o.switched]
         assert [o.scope for o in switched] == [w.R1] and switched[0].verified
         # The force metric for us-east-1 is published (1); us-west-2 stays in service.
@@ -283,6 +359,40 @@ def test_handler_runs_rounds_and_switches(monkeypatch: pytest.MonkeyPatch) -> No
         host.close()
 
 
+@pytest.mark.parametrize(("interval", "threshold"), [(30, 3), (60, 2)])
+def test_streak_survives_fresh_handler_invocations(
+    monkeypatch: pytest.MonkeyPatch, interval: int, threshold: int,
+) -> None:
+    # Before: every invocation built a new Monitor whose streak started at 1, so with one
+    # round per invocation these settings never switched. Duplicated deliveries of one
+    # schedule must not count twice either.
+    host, _, _ = _logic_world()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", host.url)
+    try:
+        host.fault("shop-wrap-use1-primary", "error")
+        probes = [{"scope": w.R1, "kind": "lambda", "side": side,
+                   "function": f"arn:aws:lambda:us-east-1:123456789012:function:"
+                               f"shop-wrap-use1-{side}"} for side in ("primary", "standby")]
+        switch = [{"scope": w.R1, "kind": "pointer", "region": w.R1,
+                   "table": "shop-standby-pointers", "key": "wrapper",
+                   "values": {"primary": "primary", "standby": "standby"}}]
+        env = w.env("logic", w.R1, probes, switch, quorum=1, interval_s=interval,
+                    failure_threshold=threshold)
+        clock = Clock()
+        event = {"source": "manual", "layer": "logic", "rounds": 1}
+        for _ in range(threshold - 1):
+            for dup in (0.0, 2.0):  # each schedule delivered twice
+                clock.t += dup
+                assert handler(event, None, env=env, clock=clock)["switches"] == []
+            clock.tick(interval - 2.0)
+        assert w.pointer(w.R1, "wrapper") == ("primary", 0)
+        out = handler(event, None, env=env, clock=clock)
+        assert [s["to"] for s in out["switches"]] == ["standby"]
+        assert w.pointer(w.R1, "wrapper")[0] == "standby"
+    finally:
+        host.close()
+
+
 @pytest.mark.parametrize(
     ("event", "message"),
     [
@@ -335,7 +445,11 @@ def test_practice_mode_alerts_and_logs_but_switches_nothing(monkeypatch: pytest.
         e["STANDBY_SETTINGS"] = json.dumps({**w.SETTINGS, "quorum": 1, "practice": True,
                                             "cooldown_s": 300})  # one practice per cooldown
         m = w.monitor(e)
-        outcomes = [o for _ in range(3) for o in m.round()]
+        m.clock = clock = Clock()
+        outcomes = []
+        for _ in range(3):
+            clock.tick()
+            outcomes += m.round()
         assert any(o.decision.practice for o in outcomes) and not any(o.switched for o in outcomes)
         assert w.pointer(w.R1, "wrapper") == ("primary", 0)
         [rec] = DynamoStateStore(Clients(), "shop-standby-state", w.R2).log("logic")

@@ -1,20 +1,14 @@
-"""The decision engine and the lease protocol: unit tests and property tests.
+"""The decision engine (pure) and the reference store's conditions: unit tests.
 
-The property tests simulate two monitors (vantage points) over random probe sequences,
-partitions, crashed rounds and racing decisions, sharing the reference ``MemoryStore`` and a
-fenced pointer, and check the safety properties after every round.
+The protocol's property tests drive the real ``Monitor`` (``test_protocol.py``); the
+regressions of the monitor's run-time behaviour are in ``test_protocol_monitor.py``.
 """
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import dataclass, field
-
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from components.runtime.engine import ScopeState, Settings, Side, Vote, decide, observe
+from components.runtime.engine import Intent, ScopeState, Settings, Vote, decide, observe
 from components.runtime.errors import LeaseLost, StaleToken
 from components.runtime.lease import MemoryStore, SwitchRecord
 
@@ -101,170 +95,85 @@ def test_lease_is_exclusive_until_expiry_and_tokens_grow() -> None:
     store = MemoryStore()
     a = store.acquire("data", "a", 0, 60)
     assert a is not None and store.acquire("data", "b", 10, 60) is None
+    store.begin(a, "data", "primary", Intent(a.token, "standby", "primary", "a", ()), 1)
     b = store.acquire("data", "b", 61, 60)  # expired: taken over with a newer token
     assert b is not None and b.token > a.token
     rec = SwitchRecord("data", "data", 61, "a", "primary", "standby", a.token, "x")
     with pytest.raises(LeaseLost):
         store.commit(a, "data", "primary", ScopeState(active="standby"), rec, 62)
+    with pytest.raises(StaleToken):  # b has not taken the intent over yet
+        store.commit(b, "data", "primary", ScopeState(active="standby"), rec, 62)
+    store.begin(b, "data", "primary", Intent(b.token, "standby", "primary", "b", ()), 62)
     store.commit(b, "data", "primary", ScopeState(active="standby"), rec, 62)
+    assert store.read_scope("data", "data").intent is None
     store.release(b)
     c = store.acquire("data", "a", 63, 60)
     assert c is not None
     with pytest.raises(StaleToken):  # the scope moved on: not primary any more
-        store.commit(c, "data", "primary", ScopeState(active="standby"), rec, 64)
+        store.begin(c, "data", "primary", Intent(c.token, "standby", "primary", "a", ()), 64)
 
 
-# -- property tests ---------------------------------------------------------------------------
+def test_an_older_lease_cannot_replace_a_newer_unfinished_intent() -> None:
+    store = MemoryStore()
+    a = store.acquire("L", "a", 0, 60)
+    assert a is not None
+    store.release(a)
+    b = store.acquire("L", "b", 1, 60)
+    assert b is not None
+    store.begin(b, "x", "primary", Intent(b.token, "standby", "primary", "b", ()), 1)
+    with pytest.raises((LeaseLost, StaleToken)):
+        store.begin(a, "x", "primary", Intent(a.token, "primary", "primary", "a", ()), 2)
+    assert store.read_scope("L", "x").intent == Intent(b.token, "standby", "primary", "b", ())
 
 
-@dataclass
-class Pointer:
-    """A fenced pointer: rejects a token that is not newer than the one it holds."""
-
-    active: Side = "primary"
-    token: int = 0
-    writes: list[tuple[int, Side]] = field(default_factory=list)
-
-    def write(self, to: Side, token: int) -> None:
-        if token <= self.token:
-            raise StaleToken(f"{token} <= {self.token}")
-        self.active, self.token = to, token
-        self.writes.append((token, to))
+# -- regressions ----------------------------------------------------------------------------
 
 
-@dataclass
-class Switch:
-    at: float
-    by: str
-    frm: Side
-    to: Side
-    votes: list[Vote]
-    mine: Vote
+def test_decide_uses_this_invocations_view_not_the_stored_vote_of_its_vantage() -> None:
+    # The stored vote of "a" was written by an overlapping invocation that saw the standby
+    # healthy; this invocation sees it failing. It must not switch to it.
+    stored = [down("a", 100), down("b", 100)]
+    mine = Vote("a", 100, primary_fail=3, standby_fail=1)
+    state, d = decide(ScopeState(), stored, 100, S, "a", mine=mine)
+    assert d.action == "alert" and "standby is not healthy" in d.reason
+    assert state.active == "primary"
+    assert decide(ScopeState(), stored, 100, S, "a", mine=down("a", 100))[1].is_switch
 
 
-def simulate(s: Settings, rounds: list[tuple[tuple[bool, bool, bool], tuple[bool, bool, bool], bool]]) -> tuple[list[Switch], Pointer, MemoryStore]:  # noqa: E501
-    """Each round: per vantage (runs, primary seen up, standby seen up), and whether the two
-    decide concurrently (both read the state before either switches)."""
-    store, pointer = MemoryStore(), Pointer()
-    prev: dict[str, Vote | None] = {"a": None, "b": None}
-    switches: list[Switch] = []
-    for i, (va, vb, concurrent) in enumerate(rounds):
-        now = 10.0 * (i + 1)
-        pending = []
-        for name, (runs, p_up, s_up) in (("a", va), ("b", vb)):
-            if not runs:
-                continue  # crashed or cut off from the state table this round
-            vote = observe(prev[name], name, now, p_up, s_up)
-            prev[name] = vote
-            store.put_vote("L", "x", vote)
-            pending.append((name, vote))
-            if not concurrent:
-                _act(s, store, pointer, switches, name, vote, now)
-        if concurrent:
-            decided = []
-            for name, vote in pending:
-                state = store.read_scope("L", "x")
-                decided.append((name, vote, state, *decide(state, store.votes("L", "x"), now, s, name)))  # noqa: E501
-            for name, vote, state, new_state, d in decided:
-                _commit(s, store, pointer, switches, name, vote, state, new_state, d, now)
-        # Invariant: exactly one active side, and the pointer agrees with the committed state.
-        assert pointer.active == store.read_scope("L", "x").active
-        assert [t for t, _ in pointer.writes] == sorted({t for t, _ in pointer.writes})
-    return switches, pointer, store
+def test_quorum_1_auto_failback_cannot_switch_back_in_the_same_round() -> None:
+    flappy = Settings(interval_s=10, failure_threshold=1, recovery_threshold=1, cooldown_s=0,
+                      quorum=1, failback="auto")
+    # a saw the primary down and switched at t=100; b sees it up in the same round.
+    state, d = decide(ScopeState(), [Vote("a", 100, primary_fail=1, standby_ok=1)], 100,
+                      flappy, "a")
+    assert d.action == "switch_to_standby"
+    up = Vote("b", 100, primary_ok=1, standby_ok=1)
+    _, back = decide(state, [up], 100, flappy, "b", mine=up)
+    assert not back.is_switch and "cooldown" in back.reason
+    # Two rounds later the failback is allowed again.
+    later = Vote("b", 120, primary_ok=2, standby_ok=2)
+    assert decide(state, [later], 120, flappy, "b", mine=later)[1].action == "switch_back"
 
 
-def _act(s: Settings, store: MemoryStore, pointer: Pointer, switches: list[Switch], name: str,
-         vote: Vote, now: float) -> None:
-    state = store.read_scope("L", "x")
-    new_state, d = decide(state, store.votes("L", "x"), now, s, name)
-    _commit(s, store, pointer, switches, name, vote, state, new_state, d, now)
+def test_a_second_observation_within_the_vote_gap_does_not_advance_the_streak() -> None:
+    first = observe(None, "a", 100, False, True, S.vote_gap_s)
+    dup = observe(first, "a", 103, False, True, S.vote_gap_s)  # overlapping invocation
+    assert dup == first  # same step: nothing new to store
+    late = observe(first, "a", 95, False, True, S.vote_gap_s)  # an older clock: no step
+    assert late.primary_fail == 1 and late.at == 100
+    nxt = observe(first, "a", 110, False, True, S.vote_gap_s)
+    assert nxt.primary_fail == 2 and nxt.at == 110
 
 
-def _commit(s: Settings, store: MemoryStore, pointer: Pointer, switches: list[Switch],
-            name: str, vote: Vote, state: ScopeState, new_state: ScopeState, d: object,
-            now: float) -> None:
-    from components.runtime.engine import Decision
-
-    assert isinstance(d, Decision)
-    if not d.is_switch or d.practice:
-        store.save_scope_meta("L", "x", new_state)
-        return
-    assert d.to is not None
-    lease = store.acquire("L", name, now, 60)
-    if lease is None:
-        return
-    try:
-        current = store.read_scope("L", "x")
-        if current.active != state.active:
-            return  # someone else switched first: the racing monitor gives up
-        votes = store.votes("L", "x")
-        pointer.write(d.to, lease.token)
-        store.commit(lease, "x", state.active, new_state,
-                     SwitchRecord("L", "x", now, name, state.active, d.to, lease.token,
-                                  d.reason), now)
-        switches.append(Switch(now, name, state.active, d.to, votes, vote))
-    finally:
-        store.release(lease)
+def test_an_unfinished_switch_blocks_new_decisions() -> None:
+    pending = ScopeState(intent=Intent(3, "standby", "primary", "r1#x", ("pointer",)))
+    _, d = decide(pending, [down("a", 100), down("b", 100)], 100, S, "a")
+    assert d.action == "none" and "unfinished" in d.reason
 
 
-view = st.tuples(st.booleans(), st.booleans(), st.booleans())
-run_view = st.tuples(st.just(True), st.booleans(), st.booleans())
-settings_st = st.builds(
-    Settings,
-    interval_s=st.just(10.0),
-    failure_threshold=st.integers(1, 4),
-    recovery_threshold=st.integers(1, 4),
-    cooldown_s=st.sampled_from([0.0, 30.0, 120.0]),
-    failback=st.sampled_from(["auto", "manual"]),
-    quorum=st.integers(1, 2),
-    practice=st.booleans(),
-)
-rounds_st = st.lists(st.tuples(st.one_of(view, run_view), st.one_of(view, run_view),
-                               st.booleans()), min_size=1, max_size=60)
-PROPS = settings(max_examples=250, deadline=None,
-                 suppress_health_check=[HealthCheck.too_slow])
-
-
-@PROPS
-@given(s=settings_st, rounds=rounds_st)
-def test_safety_properties_over_random_runs(s: Settings, rounds: list) -> None:  # type: ignore[type-arg]
-    switches, pointer, _ = simulate(s, rounds)
-    if s.practice:
-        assert switches == [] and pointer.writes == []
-    for sw in switches:
-        fresh = [v for v in sw.votes if 0 <= sw.at - v.at <= s.freshness_s]
-        if sw.to == "standby":
-            # No switch without quorum, and never to an unhealthy standby.
-            assert sum(v.primary_down(s) for v in fresh) >= s.quorum
-            assert sw.mine.standby_healthy()
-        else:
-            assert s.failback == "auto"  # manual failback never switches back by itself
-            assert sum(v.primary_recovered(s) for v in fresh) >= s.quorum
-    for a, b in itertools.pairwise(switches):
-        assert b.at - a.at >= s.cooldown_s  # switches are bounded by the cooldown
-    # Racing monitors never both switch in one round.
-    assert len({sw.at for sw in switches}) == len(switches)
-
-
-@PROPS
-@given(s=settings_st.filter(lambda s: s.quorum == 2),
-       cut_off=st.lists(st.booleans(), min_size=1, max_size=60),
-       standby_up=st.lists(st.booleans(), min_size=60, max_size=60))
-def test_a_partitioned_monitor_never_fails_over_a_healthy_primary(
-    s: Settings, cut_off: list[bool], standby_up: list[bool],
-) -> None:
-    # The primary is up. Monitor a is sometimes cut off (sees everything down); b sees truth.
-    rounds = [((True, not cut, not cut), (True, True, standby_up[i]), i % 2 == 0)
-              for i, cut in enumerate(cut_off)]
-    switches, pointer, _ = simulate(s, rounds)
-    assert switches == [] and pointer.active == "primary"
-
-
-@PROPS
-@given(s=settings_st.filter(lambda s: not s.practice and s.cooldown_s == 0),
-       outage=st.integers(1, 20))
-def test_a_real_outage_is_switched_exactly_once(s: Settings, outage: int) -> None:
-    # Both monitors see the primary down and the standby up, racing each round.
-    rounds = [((True, False, True), (True, False, True), True)] * (s.failure_threshold + outage)
-    switches, pointer, _ = simulate(s, rounds)
-    assert len(switches) == 1 and pointer.active == "standby" and len(pointer.writes) == 1
+def test_memory_store_refuses_duplicate_and_late_votes() -> None:
+    store = MemoryStore()
+    assert store.put_vote("L", "x", Vote("a", 100, primary_fail=1), gap_s=9)
+    assert not store.put_vote("L", "x", Vote("a", 104, primary_fail=2), gap_s=9)
+    assert not store.put_vote("L", "x", Vote("a", 90, primary_fail=5), gap_s=9)
+    assert store.votes("L", "x") == [Vote("a", 100, primary_fail=1)]

@@ -1,7 +1,9 @@
 """The monitor function's handler: thin glue over config, AWS adapters and the core.
 
 Event (EventBridge target input): ``{"source": "schedule" | "manual", "layer": <layer>}``,
-optionally ``"rounds": N`` (1..100) for a manual run of exactly N rounds. Anything else is
+optionally ``"rounds": N`` (1..100) for a manual run of exactly N rounds, one interval
+apart (faster rounds would not detect anything faster: a vantage's streak advances at most
+once per interval, whoever invokes it). Anything else is
 refused with ``EventError`` before any probe or switch; a bad environment raises
 ``ConfigError``. Both are logged as one JSON line naming every problem.
 """
@@ -9,7 +11,7 @@ refused with ``EventError`` before any probe or switch; a bad environment raises
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from components.runtime import config as config_mod
@@ -49,8 +51,16 @@ def check_event(event: Any, layer: str) -> int | None:
     return rounds
 
 
-def build(cfg: MonitorConfig, log: Log, clients: Clients | None = None) -> Monitor:
+def build(cfg: MonitorConfig, log: Log, clients: Clients | None = None, *,
+          invocation: str | None = None, clock: Callable[[], float] | None = None) -> Monitor:
+    """The monitor of one invocation; ``invocation`` names it in the lease (the Lambda
+    request id; a fresh uuid when not given)."""
     clients = clients or Clients()
+    extra: dict[str, Any] = {}
+    if invocation:
+        extra["invocation"] = invocation
+    if clock is not None:
+        extra["clock"] = clock
     return Monitor(
         config=cfg,
         store=DynamoStateStore(clients, cfg.state_table, cfg.state_region),
@@ -58,10 +68,14 @@ def build(cfg: MonitorConfig, log: Log, clients: Clients | None = None) -> Monit
         probes=aws_probes(clients, cfg.region),
         notifier=Notifier(aws_channels(clients, cfg.alert_topic, cfg.webhooks), log),
         log=log,
+        **extra,
     )
 
 
-def handler(event: Any, context: Any = None, env: Mapping[str, str] | None = None) -> dict[str, Any]:  # noqa: E501
+def handler(event: Any, context: Any = None, env: Mapping[str, str] | None = None,
+            clock: Callable[[], float] | None = None) -> dict[str, Any]:
+    """One invocation. ``env`` and ``clock`` are for local runs and tests (the environment
+    and ``time.time`` on Lambda)."""
     started = time.monotonic()
     log = Log(component="monitor")
     try:
@@ -72,13 +86,14 @@ def handler(event: Any, context: Any = None, env: Mapping[str, str] | None = Non
         log.error("refused: nothing probed or switched", error=str(exc))
         raise
     remaining = (context.get_remaining_time_in_millis() / 1000.0 if context is not None
-                 else cfg.loop_s + RESERVE_S + cfg.settings.interval_s)
-    monitor = build(cfg, log)
+                 else max(cfg.loop_s, (rounds or 1) * cfg.settings.interval_s)
+                 + RESERVE_S + cfg.settings.interval_s)
+    monitor = build(cfg, log, invocation=getattr(context, "aws_request_id", None),
+                    clock=clock)
     try:
-        if rounds is not None:
-            outcomes = [o for _ in range(rounds) for o in monitor.round()]
-        else:
-            outcomes = monitor.run(max(0.0, min(cfg.loop_s, remaining - RESERVE_S)))
+        budget = remaining - RESERVE_S if rounds is not None else min(cfg.loop_s,
+                                                                      remaining - RESERVE_S)
+        outcomes = monitor.run(max(0.0, budget), rounds=rounds)
         deliveries = monitor.notifier.drain(
             max(0.5, min(5.0, remaining - (time.monotonic() - started) - 1.0)))
     finally:

@@ -5,6 +5,8 @@ stack; this module only talks to the cloud."""
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +15,8 @@ from components.runtime.aws.monitor import build
 from components.runtime.aws.state import DynamoStateStore
 from components.runtime.config import LAYERS, MonitorConfig, load
 from components.runtime.engine import Side, other
-from components.runtime.errors import SwitchError
+from components.runtime.errors import ClockSkew, SwitchError
+from components.runtime.lease import MAX_CLIENT_SKEW_S
 from components.runtime.monitor_core import Outcome, ops_holder
 from components.runtime.observe import Log
 from components.runtime.verdict import assess
@@ -32,7 +35,10 @@ def status(clients: Clients, state_table: str, state_region: str,
     out = []
     for layer in LAYERS:
         scopes = {s: {"active": st.active, "token": st.token,
-                      "last_switch_at": st.last_switch_at}
+                      "last_switch_at": st.last_switch_at,
+                      "unfinished": ({"to": st.intent.to, "token": st.intent.token,
+                                      "by": st.intent.holder, "step": st.intent.step,
+                                      "of": len(st.intent.targets)} if st.intent else None)}
                   for s, st in sorted(store.scopes(layer).items())}
         log = [{"at": r.at, "scope": r.scope, "from": r.from_side, "to": r.to_side,
                 "by": r.by, "token": r.token, "reason": r.reason, "practice": r.practice,
@@ -47,12 +53,30 @@ def monitor_env(clients: Clients, function: str, region: str) -> dict[str, str]:
     return dict(cfg.get("Environment", {}).get("Variables", {}))
 
 
+def check_clock(store: DynamoStateStore, clock: Callable[[], float] = time.time,
+                max_skew_s: float = MAX_CLIENT_SKEW_S) -> float:
+    """Refuse to switch from a machine whose clock is off: the lease expiry and the cooldown
+    this CLI writes are compared with the monitors' clocks. The store's ``Date`` header has
+    1 s resolution, so the measured skew is exact to about 1 s plus the round trip."""
+    before = clock()
+    server = store.server_time()
+    after = clock()
+    skew = (before + after) / 2 - server
+    if abs(skew) > max_skew_s + 1.0 + (after - before):
+        raise ClockSkew(
+            f"this machine's clock is {skew:+.0f} s off the state table's (DynamoDB's Date "
+            f"header); allowed: within {max_skew_s:.0f} s. Fix the clock (NTP) and retry; "
+            "nothing was switched")
+    return skew
+
+
 def switch(clients: Clients, env: dict[str, str], to: Side, reason: str,
            scopes: list[str] | None = None, force: bool = False,
            log: Log | None = None) -> list[Outcome]:
     """A planned switch of one layer (every scope, or the ones named), under the lease.
 
-    Refuses to switch to a side the probes see unhealthy unless ``force``.
+    Refuses to switch to a side the probes see unhealthy unless ``force``, and refuses to
+    run from a machine whose clock is more than ``MAX_CLIENT_SKEW_S`` off the store's.
     """
     cfg: MonitorConfig = load(env)
     if not reason.strip():
@@ -61,6 +85,7 @@ def switch(clients: Clients, env: dict[str, str], to: Side, reason: str,
     if unknown:
         raise SwitchError(f"--scope: unknown {', '.join(unknown)}; this layer has "
                           f"{', '.join(cfg.scopes)}")
+    check_clock(DynamoStateStore(clients, cfg.state_table, cfg.state_region))
     monitor = build(cfg, log or Log(stream=sys.stderr, component="ops"), clients)
     try:
         results = monitor.probe()
