@@ -47,13 +47,14 @@ def test_region_overrides_deep_merge() -> None:
     raw = minimal_raw()
     raw["logic"]["env"] = {"A": "1", "B": "2"}
     raw["overrides"] = {"us-west-2": {"logic": {"memory_mb": 512, "env": {"B": "west"}},
-                                      "monitor": {"gateway": {"interval_s": 30}}}}
+                                      "monitor": {"gateway": {"failure_threshold": 5}}}}
     spec = parse_spec(raw)
     west = spec.for_region("us-west-2")
     east = spec.for_region("us-east-1")
     assert west.logic.memory_mb == 512 and east.logic.memory_mb == 256
     assert west.logic.env == {"A": "1", "B": "west"}
-    assert west.monitor.gateway.interval_s == 30 and east.monitor.gateway.interval_s == 10
+    assert west.monitor.gateway.failure_threshold == 5
+    assert east.monitor.gateway.failure_threshold == 3
     assert west.logic.handler == east.logic.handler
 
 
