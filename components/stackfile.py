@@ -235,10 +235,15 @@ class _Builder:
         if tag == _STR:
             return self.text(node, path, value)
         if tag == _AMBIGUOUS:
-            kind = ("a date/time" if _TIMESTAMP.match(value)
-                    else "a value YAML 1.1 and YAML 1.2 (Pulumi) read differently")
-            raise self.fail(node, path, f"{value!r} is {kind}; quote it ('{value}') or write "
-                                        "true/false or a plain decimal number")
+            if _TIMESTAMP.match(value):
+                what = f"{value!r} is a date/time; quote it ('{value}')"
+            elif value.lower() in ("yes", "no", "on", "off", "y", "n"):
+                what = (f"{value!r} is true/false in YAML 1.1 but text in YAML 1.2 (Pulumi); "
+                        f"write true/false, or quote it ('{value}') for text")
+            else:
+                what = (f"{value!r} is a number YAML 1.1 and YAML 1.2 (Pulumi) read "
+                        f"differently; write a plain decimal number, or quote it ('{value}')")
+            raise self.fail(node, path, what)
         if tag == _NULL:
             return None
         if tag == _BOOL:
