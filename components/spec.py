@@ -126,6 +126,17 @@ def _matches(pattern: str, what: str) -> Callable[[str], str]:
     return check
 
 
+def _relative_path(value: str) -> str:
+    parts = value.replace("\\", "/").split("/")
+    if (not value or len(value) > 255 or value.startswith(("/", "~")) or ".." in parts
+            or re.search(r"[\x00-\x1f\x7f:]", value)):
+        shown = repr(value) if len(value) <= 80 else f"{value[:60]!r}..."
+        raise PydanticCustomError(
+            "bad_format", "{value} is not a folder inside the project; allowed: a relative "
+            "path without '..', like examples/app", {"value": shown})
+    return value
+
+
 STRICT = Field(strict=True)
 
 
@@ -266,8 +277,9 @@ class GatewaySpec(_Strict):
 
 
 class LogicSpec(_Strict):
-    code: str = "app"
-    """Path of the logic function's code, relative to the Pulumi project."""
+    code: Annotated[str, AfterValidator(_relative_path)] = "app"
+    """Path of the logic function's code, relative to the Pulumi project (the whole folder is
+    zipped, so ``/`` or ``../..`` would archive far more than the app)."""
     handler: Annotated[str, AfterValidator(_matches(r"[\w.]+\.\w+", "module.function"))] = (
         "main.handler"
     )

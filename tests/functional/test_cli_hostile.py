@@ -186,6 +186,8 @@ STACK_CASES: list[tuple[str, str | bytes | Callable[[str], str], tuple[str, ...]
      ("allowed: only `secure: <ciphertext>`",)),
     ("ambiguous_yaml_1_1_boolean", _sub("replication: true", "replication: yes"),
      ("storage.replication", "quote it")),
+    ("logic_code_is_the_root", _sub("code: examples/app", "code: /"),
+     ("logic.code: '/' is not a folder inside the project",)),
     ("config_not_a_mapping", "config: [1, 2]\n", ("config: expected a mapping",)),
     ("merge_key", _sub("    storage:\n", "    storage:\n      <<: {rtc: true}\n"),
      ("merge keys (<<) are not supported",)),

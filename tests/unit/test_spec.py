@@ -94,6 +94,9 @@ BAD_CASES = [
     ("overrides", {"us-west-2": {"dns": {}}}, "overrides.us-west-2: unknown key 'dns'"),
     ("database.engine", "postgres", "database.network.us-east-1: required for engine 'postgres'"),
     ("dns.mode", "sometimes", "dns.mode: 'sometimes' is not allowed; allowed: health_check, direct"),  # noqa: E501
+    ("logic.code", "/", "logic.code: '/' is not a folder inside the project; allowed: a relative path without '..'"),  # noqa: E501
+    ("logic.code", "app/../../..", "logic.code: 'app/../../..' is not a folder inside the project"),
+    ("logic.env", {"BIG": "x" * 5_000_000}, "logic.env: the function environment in us-east-1 is about 5000"),  # noqa: E501
 ]
 
 
