@@ -14,7 +14,8 @@ and count it healthy when the invoke succeeds and the answer is not ``{"ok": fal
 This app answers it with the same deep check as ``/health``, so a logic function that cannot
 reach its data is reported unhealthy.
 
-The engine comes from ``STANDBY_DB_ENGINE`` (``dynamodb``, ``postgres`` or ``mysql``):
+The engine comes from ``STANDBY_DB_ENGINE`` (``dynamodb``, ``postgres`` or ``mysql``; absent
+means SQL, any other value is refused):
 
 - DynamoDB: items ``{"pk": "order#<id>", "sk": "order", "item", "region"}`` in the stack's
   table (hash key ``pk``, range key ``sk``; the program creates it);
@@ -56,7 +57,10 @@ def _reply(status: int, doc: Any) -> dict[str, Any]:
 
 
 def engine_of(env: Mapping[str, str]) -> str:
-    engine = env.get("STANDBY_DB_ENGINE", "")
+    # Deployments made before the program set STANDBY_DB_ENGINE on logic functions ran SQL
+    # stacks only, so an absent value means SQL. On a DynamoDB stack that guess fails
+    # visibly: the wrapper refuses SQL, and the deep probe reports the logic function unhealthy.
+    engine = env.get("STANDBY_DB_ENGINE", "postgres")
     if engine not in ENGINES:
         raise DataClientError("Internal", f"STANDBY_DB_ENGINE: {engine!r}; allowed: "
                               f"{', '.join(ENGINES)} (set by the program on logic functions)")

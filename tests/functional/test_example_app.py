@@ -113,13 +113,17 @@ def test_standby_probe_is_a_deep_check_that_fails_without_the_data_path() -> Non
     assert route({"httpMethod": "GET", "path": "/health"}, data, env)["statusCode"] == 503
 
 
-def test_without_the_engine_in_its_environment_the_app_fails_closed() -> None:
+def test_an_unknown_engine_fails_closed_and_a_missing_one_means_sql() -> None:
     data = client_for(dynamo_env())
-    answer = route({"standby_probe": True}, data, {"STANDBY_REGION": R1})
+    env = {"STANDBY_REGION": R1, "STANDBY_DB_ENGINE": "oracle"}
+    answer = route({"standby_probe": True}, data, env)
     assert answer["ok"] is False
-    assert "STANDBY_DB_ENGINE: ''; allowed: dynamodb, postgres, mysql" in answer["detail"]
-    reply = route(post("A-2", "x"), data, {"STANDBY_REGION": R1})
+    assert "STANDBY_DB_ENGINE: 'oracle'; allowed: dynamodb, postgres, mysql" in answer["detail"]
+    reply = route(post("A-2", "x"), data, env)
     assert reply["statusCode"] == 500 and "STANDBY_DB_ENGINE" in reply["body"]
+    # Absent means SQL; on this DynamoDB data path the deep probe says so instead of lying.
+    answer = route({"standby_probe": True}, data, {"STANDBY_REGION": R1})
+    assert answer["ok"] is False and answer["detail"].startswith("data path: BadRequest")
 
 
 @pytest.fixture
