@@ -1,7 +1,8 @@
 """The ``standby`` command line (also ``python -m components``).
 
 Exit codes: 0 success; 2 bad input (arguments, stack file, spec, budget, monitor
-configuration); 1 anything else (a refused or failed switch, a cloud error).
+configuration), with ``error: <what>; allowed: <what>``; 1 anything else (a refused or failed
+switch, a cloud error, an unexpected error: one line, the traceback only with ``--debug``).
 
 ``status`` and ``switch`` talk to the deployed stack (or a local sandbox with
 ``--endpoint-url``). They resolve names from the stack file, read the deployed monitor's
@@ -11,52 +12,152 @@ environment for the switch wiring, and use the monitors' own lease, switchers an
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
+import re
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from components.errors import BudgetError, SpecError, StackFileError
+from components.stackfile import STACK_NAME_HELP, STACK_NAME_RE
 
 EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+#: AWS and Tencent region names: lowercase letters, digits and '-' (us-east-1,
+#: ap-guangzhou); whether the topology has the region is checked against the stack.
+_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+){1,4}")
+_SCOPE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+MAX_REASON = 500
+MAX_URL = 2048
+
+
+def _shown(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(value)} characters)"
+
+
+def _bad(value: str, allowed: str) -> argparse.ArgumentTypeError:
+    return argparse.ArgumentTypeError(f"{_shown(value)}; allowed: {allowed}")
+
+
+def stack_name(value: str) -> str:
+    if not STACK_NAME_RE.fullmatch(value):
+        raise _bad(value, STACK_NAME_HELP)
+    return value
+
+
+def endpoint_url(value: str) -> str:
+    allowed = "an http:// or https:// URL with a host and an optional port 1-65535, like " \
+              "http://127.0.0.1:5000"
+    if len(value) > MAX_URL or _CONTROL.search(value) or " " in value:
+        raise _bad(value, allowed)
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises ValueError out of 0..65535
+    except ValueError:
+        raise _bad(value, allowed) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        raise _bad(value, allowed)
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise _bad(value, allowed + " (no user, query or fragment)")
+    host = parts.hostname
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}"
+                            r"[a-z0-9])?)*\.?", host):
+            raise _bad(value, allowed) from None
+    return value
+
+
+def region(value: str) -> str:
+    if not _REGION.fullmatch(value) or len(value) > 32:
+        raise _bad(value, "a region name like us-east-1 (lowercase letters, digits and '-')")
+    return value
+
+
+def project_dir(value: str) -> Path:
+    allowed = "an existing directory that holds Pulumi.yaml"
+    if not value or _CONTROL.search(value) or len(value) > 4096:
+        raise _bad(value, allowed)
+    path = Path(value)
+    try:
+        ok = (path / "Pulumi.yaml").is_file()
+    except OSError:  # a name too long for the file system, or a denied directory
+        ok = False
+    if not ok:
+        raise _bad(value, allowed)
+    return path
+
+
+def limit(value: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,4}", value) or not 1 <= int(value) <= 1000:
+        raise _bad(value, "an integer in 1..1000")
+    return int(value)
+
+
+def reason(value: str) -> str:
+    if not value.strip() or len(value) > MAX_REASON or _CONTROL.search(value):
+        raise _bad(value, f"1-{MAX_REASON} printable characters (recorded in the switch log)")
+    return value
+
+
+def scope(value: str) -> str:
+    if not _SCOPE.fullmatch(value):
+        raise _bad(value, "a scope name: a region like us-east-1 or a group name "
+                          "(lowercase letters, digits and '-')")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
     from components.plan.render import FORMATS
 
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="print the traceback of an unexpected error")
     parser = argparse.ArgumentParser(
-        prog="standby", description="Active-standby topologies with Pulumi: offline tools."
+        prog="standby", description="Active-standby topologies with Pulumi: offline tools.",
+        parents=[common],
     )
     sub = parser.add_subparsers(dest="command", required=True)
     plan = sub.add_parser(
-        "plan",
+        "plan", parents=[common],
         help="run the Pulumi program under mocks and show resources, switch wiring, budget",
         description="Offline plan: no cloud, no Pulumi CLI, no credentials.",
     )
-    plan.add_argument("--stack", required=True, help="stack name (stacks/Pulumi.<stack>.yaml)")
+    plan.add_argument("--stack", required=True, type=stack_name,
+                      help="stack name (stacks/Pulumi.<stack>.yaml)")
     plan.add_argument("--format", choices=FORMATS, default="text")
     plan.add_argument(
-        "--project-dir", type=Path, default=None,
+        "--project-dir", type=project_dir, default=None,
         help="directory with Pulumi.yaml (default: current directory or a parent)",
     )
     for name, help_ in (("status", "the active side of every layer and the last switches"),
                         ("switch", "a planned switchover or failback of one layer")):
-        p = sub.add_parser(name, help=help_, description=help_)
-        p.add_argument("--stack", required=True, help="stack name (stacks/Pulumi.<stack>.yaml)")
-        p.add_argument("--endpoint-url", default=None,
+        p = sub.add_parser(name, help=help_, description=help_, parents=[common])
+        p.add_argument("--stack", required=True, type=stack_name,
+                       help="stack name (stacks/Pulumi.<stack>.yaml)")
+        p.add_argument("--endpoint-url", default=None, type=endpoint_url,
                        help="AWS endpoint (e.g. a local moto server); "
                             "AWS_ENDPOINT_URL_<SERVICE> still wins for that service")
-        p.add_argument("--project-dir", type=Path, default=None)
+        p.add_argument("--project-dir", type=project_dir, default=None)
         if name == "status":
             p.add_argument("--format", choices=("text", "json"), default="text")
-            p.add_argument("--limit", type=int, default=5, help="switches shown per layer")
+            p.add_argument("--limit", type=limit, default=5,
+                           help="switches shown per layer (1..1000)")
         else:
             p.add_argument("--layer", required=True, choices=("dns", "gateway", "logic", "data"))
             p.add_argument("--to", required=True, choices=("standby", "primary"))
-            p.add_argument("--reason", required=True, help="recorded in the switch log")
-            p.add_argument("--scope", action="append", default=None,
+            p.add_argument("--reason", required=True, type=reason,
+                           help="recorded in the switch log")
+            p.add_argument("--scope", action="append", default=None, type=scope,
                            help="only this scope (repeatable; default: every scope)")
-            p.add_argument("--region", default=None,
+            p.add_argument("--region", default=None, type=region,
                            help="region of the monitor whose wiring is used "
                                 "(default: the control region, which survives the primary)")
             p.add_argument("--force", action="store_true",
@@ -65,25 +166,56 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 on success, 2 on bad input, 1 otherwise; never a traceback unless --debug."""
     args = _parser().parse_args(argv)  # argparse exits 2 with a usage message on bad args
     try:
         if args.command == "plan":
             return _plan(args)
-        if args.command in ("status", "switch"):
-            return _ops(args)
+        return _ops(args)
     except (SpecError, BudgetError, StackFileError) as exc:
         print(f"standby: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    return 1  # pragma: no cover - argparse rejects unknown commands
+    except KeyboardInterrupt:
+        print("standby: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the catch-all: one line, the traceback only on request
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        else:
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            print(f"standby: error: unexpected {type(exc).__name__}: {first} "
+                  "(run again with --debug for the traceback)", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _load(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The stack file and its validated spec; every problem is a StackFileError/SpecError."""
+    from components.plan.run import check_secret_keys, find_project_dir, read_stack
+    from components.program import CONFIG_KEY
+    from components.spec import parse_spec
+
+    directory = (args.project_dir or find_project_dir(Path.cwd())).resolve()
+    stack = read_stack(args.stack, directory)
+    key = f"{stack.project}:{CONFIG_KEY}"
+    if key not in stack.raw:
+        raise StackFileError(f"{stack.path}: config.{key} is required but missing; allowed: "
+                             "the topology mapping (see stacks/Pulumi.aws-dev.yaml)")
+    spec = parse_spec(stack.raw[key], source=f"{stack.path.name} {key}")
+    check_secret_keys(stack, spec)
+    return stack, spec
 
 
 def _plan(args: argparse.Namespace) -> int:
+    import pulumi
+
     from components.plan import make_plan
     from components.plan.render import render
-    from components.plan.run import find_project_dir
 
-    project_dir = args.project_dir or find_project_dir(Path.cwd())
-    plan = make_plan(args.stack, project_dir.resolve())
+    stack, _ = _load(args)
+    try:
+        plan = make_plan(args.stack, stack.project_dir)
+    except pulumi.InputPropertiesError as exc:  # the program's own refusal of an input
+        raise StackFileError(str(exc)) from None
     sys.stdout.write(render(plan, args.format))
     return 0
 
@@ -92,19 +224,11 @@ def _ops(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from components import naming
-    from components.plan.run import find_project_dir, read_stack
-    from components.program import CONFIG_KEY
     from components.runtime.aws import ops
     from components.runtime.aws.clients import Clients
     from components.runtime.errors import ConfigError, RuntimeFailure
-    from components.spec import parse_spec
 
-    project_dir = (args.project_dir or find_project_dir(Path.cwd())).resolve()
-    stack = read_stack(args.stack, project_dir)
-    raw = stack.raw.get(f"{stack.project}:{CONFIG_KEY}")
-    if raw is None:
-        raise StackFileError(f"{stack.path}: no {stack.project}:{CONFIG_KEY} config")
-    spec = parse_spec(raw)
+    _, spec = _load(args)
     clients = Clients(endpoint_url=args.endpoint_url)
     control = spec.data_standby_region
     try:
@@ -113,31 +237,31 @@ def _ops(args: argparse.Namespace) -> int:
             sys.stdout.write(_status_text(spec.name, layers) if args.format == "text"
                              else json.dumps([vars(x) for x in layers], indent=2) + "\n")
             return 0
-        region = args.region or control
-        if region not in spec.all_regions:
-            print(f"standby: error: --region: {region!r}; allowed: "
+        where = control if args.region is None else args.region
+        if where not in spec.all_regions:
+            print(f"standby: error: --region: {where!r}; allowed: "
                   f"{', '.join(spec.all_regions)}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        function = naming.monitor_function(spec.name, args.layer, region)
-        env = ops.monitor_env(clients, function, region)
+        function = naming.monitor_function(spec.name, args.layer, where)
+        env = ops.monitor_env(clients, function, where)
         outcomes = ops.switch(clients, env, args.to, args.reason, args.scope, args.force)
     except ConfigError as exc:
         print(f"standby: error: the deployed monitor's configuration: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except RuntimeFailure as exc:
         print(f"standby: refused: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     except (ClientError, BotoCoreError) as exc:
         print(f"standby: error: {exc} (is the stack deployed, and are the credentials and "
               "--endpoint-url right?)", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     failed = False
     for o in outcomes:
         mark = "switched" if o.switched else "not switched"
         print(f"{args.layer}/{o.scope}: {mark} to {args.to} "
               f"({'verified' if o.verified else 'unverified'}) {o.detail}".rstrip())
         failed |= not o.switched and not o.detail.startswith("already")
-    return 1 if failed else 0
+    return EXIT_FAILED if failed else 0
 
 
 def _status_text(name: str, layers: list[Any]) -> str:
@@ -164,3 +288,7 @@ def _status_text(name: str, layers: list[Any]) -> str:
 
 def entry() -> None:
     sys.exit(main())
+
+
+if __name__ == "__main__":  # python -m components.cli
+    entry()

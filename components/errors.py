@@ -43,4 +43,8 @@ class BudgetError(StandbyError):
 
 
 class StackFileError(StandbyError):
-    """A stack file is missing or malformed (CLI only)."""
+    """A project or stack file is missing or malformed, or a CLI argument naming one is bad.
+
+    The message names the file (and line and config path when there is one), what is wrong
+    and what is allowed; the CLI exits 2 with it.
+    """

@@ -5,8 +5,9 @@ be built directly in Python by other programs (``TopologySpec.model_validate({..
 ``parse_spec({...})``). Unknown keys are errors, and every error names the config path,
 the bad value and what is allowed (``monitor.dns.failure_threshold: 0 is not in 1..10``).
 
-This module is cloud-neutral data: it knows the per-cloud *limits* (region name shapes, DNS
-lines, runtimes) but builds nothing and never imports ``pulumi``.
+This module holds the models; ``spec_facts`` the per-cloud limits (region name shapes, DNS
+lines, runtimes, quotas), ``spec_checks`` the checks across fields and ``spec_errors`` the
+messages. None of them builds anything or imports ``pulumi``.
 """
 
 from __future__ import annotations
@@ -29,59 +30,71 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from components.errors import Problem, SpecError
+from components.spec_checks import cross_check
+from components.spec_errors import problems_from, raise_problems
+from components.spec_facts import (
+    AWS_CONTINENTS,
+    AWS_LINE_HELP,
+    AWS_REGION_RE,
+    BUCKET_MAX,
+    DB_ENGINES,
+    DEFAULT_DB_ENGINE,
+    DEFAULT_GATEWAY,
+    DEFAULT_LINE,
+    DEFAULT_RUNTIME,
+    GATEWAY_KINDS,
+    LAYERS,
+    REGION_EXAMPLE,
+    REGION_RE,
+    ROUTE53_INTERVALS,
+    RUNTIMES,
+    SCHEDULER_FLOOR_S,
+    SECRET_ENV_HINT,
+    SQL_ENGINES,
+    TENCENT_LINES,
+    TENCENT_REGION_RE,
+    TTL_MAX,
+    Layer,
+)
 
 Cloud = Literal["aws", "tencent"]
-Layer = Literal["dns", "gateway", "logic", "data"]
-LAYERS: tuple[Layer, ...] = ("dns", "gateway", "logic", "data")
 Failback = Literal["auto", "manual"]
 
-# --- per-cloud limits (documented facts; each one says where it comes from) -------------
-
-#: Scheduler floor for monitor invocations. EventBridge schedules fire at most once a
-#: minute; Tencent SCF timer triggers accept a 1 s cron granularity.
-SCHEDULER_FLOOR_S: dict[str, int] = {"aws": 60, "tencent": 1}
-
-#: Route 53 health checks only support a 10 s ("fast") or 30 s request interval.
-ROUTE53_INTERVALS = (10, 30)
-
-AWS_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
-TENCENT_REGION_RE = re.compile(r"^(ap|na|eu|sa)-[a-z]+(-[a-z0-9]+)?$")
-REGION_RE = {"aws": AWS_REGION_RE, "tencent": TENCENT_REGION_RE}
-REGION_EXAMPLE = {"aws": "us-east-1", "tencent": "ap-guangzhou"}
-
-#: DNSPod line names (默认 = default line; ISP lines 电信/联通/移动/教育网; 境外 = abroad).
-TENCENT_LINES = ("默认", "电信", "联通", "移动", "教育网", "境外")
-#: Route 53 geolocation continent codes.
-AWS_CONTINENTS = ("AF", "AN", "AS", "EU", "NA", "OC", "SA")
-AWS_LINE_HELP = "default, latency, geo:<continent> (AF AN AS EU NA OC SA) or country:<ISO code>"
-DEFAULT_LINE = {"aws": "default", "tencent": "默认"}
-
-RUNTIMES: dict[str, tuple[str, ...]] = {
-    "aws": ("python3.10", "python3.11", "python3.12", "python3.13", "nodejs20.x", "nodejs22.x"),
-    "tencent": ("Python3.9", "Python3.10", "Nodejs16.13", "Nodejs18.15"),
-}
-DEFAULT_RUNTIME = {"aws": "python3.12", "tencent": "Python3.10"}
-
-GATEWAY_KINDS: dict[str, tuple[str, ...]] = {
-    # REST API: the integration URI reads a stage variable, so one UpdateStage call rebinds it.
-    "aws": ("rest", "http"),
-    # Tencent API Gateway is being retired; SCF custom domains route to function + qualifier.
-    "tencent": ("scf_domain",),
-}
-DEFAULT_GATEWAY = {"aws": "rest", "tencent": "scf_domain"}
-
-DB_ENGINES: dict[str, tuple[str, ...]] = {
-    # Aurora Global Database is not offered yet: its RDS-managed master secret is not
-    # supported for global clusters, and we do not take database passwords from config.
-    "aws": ("dynamodb", "postgres", "mysql"),
-    "tencent": ("mysql", "postgres"),
-}
-DEFAULT_DB_ENGINE = {"aws": "dynamodb", "tencent": "mysql"}
-SQL_ENGINES = ("postgres", "mysql")
-
-TTL_MAX = {"aws": 86400, "tencent": 604800}
-
-SECRET_ENV_HINT = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_KEY|CREDENTIAL)", re.I)
+#: Re-exported: deploy time imports the per-cloud facts from here.
+__all__ = [
+    "AWS_CONTINENTS",
+    "AWS_LINE_HELP",
+    "AWS_REGION_RE",
+    "DB_ENGINES",
+    "DEFAULT_DB_ENGINE",
+    "DEFAULT_GATEWAY",
+    "DEFAULT_LINE",
+    "DEFAULT_RUNTIME",
+    "GATEWAY_KINDS",
+    "LAYERS",
+    "REGION_EXAMPLE",
+    "REGION_RE",
+    "ROUTE53_INTERVALS",
+    "RUNTIMES",
+    "SCHEDULER_FLOOR_S",
+    "SECRET_ENV_HINT",
+    "SQL_ENGINES",
+    "TENCENT_LINES",
+    "TENCENT_REGION_RE",
+    "TTL_MAX",
+    "Cloud",
+    "Failback",
+    "Layer",
+    "LogicSpec",
+    "MonitorSettings",
+    "RegionSettings",
+    "SecretRef",
+    "TopologySpec",
+    "deep_merge",
+    "parse_spec",
+    "problems_from",
+    "secret_refs",
+]
 
 
 # --- building blocks -----------------------------------------------------------------------
@@ -104,11 +117,24 @@ def _matches(pattern: str, what: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         if not rx.fullmatch(value):
             raise PydanticCustomError(
-                "bad_format", "{value} is not {what}", {"value": repr(value), "what": what}
+                "bad_format", "{value} is not {what}",
+                {"value": repr(value) if len(value) <= 80 else f"{value[:60]!r}... "
+                 f"({len(value)} characters)", "what": what},
             )
         return value
 
     return check
+
+
+def _relative_path(value: str) -> str:
+    parts = value.replace("\\", "/").split("/")
+    if (not value or len(value) > 255 or value.startswith(("/", "~")) or ".." in parts
+            or re.search(r"[\x00-\x1f\x7f:]", value)):
+        shown = repr(value) if len(value) <= 80 else f"{value[:60]!r}..."
+        raise PydanticCustomError(
+            "bad_format", "{value} is not a folder inside the project; allowed: a relative "
+            "path without '..', like examples/app", {"value": shown})
+    return value
 
 
 STRICT = Field(strict=True)
@@ -179,7 +205,8 @@ class SecretRef(_Strict):
     config: str | None = None
     """Name of a stack config key set with ``pulumi config set --secret KEY VALUE``."""
     secret_store: str | None = None
-    """Name or ARN of a secret in AWS Secrets Manager / Tencent SSM."""
+    """AWS: the secret's full Secrets Manager ARN (IAM policies need the ARN, not a name);
+    Tencent: the SSM secret name."""
 
     @model_validator(mode="before")
     @classmethod
@@ -188,7 +215,7 @@ class SecretRef(_Strict):
             raise PydanticCustomError(
                 "plaintext_secret",
                 "plaintext secrets are not allowed; write `config: KEY` naming a secret stack "
-                "config value (pulumi config set --secret KEY ...) or `secret_store: NAME`",
+                "config value (pulumi config set --secret KEY ...) or `secret_store: ARN`",
             )
         if isinstance(data, Mapping) and "secure" in data:
             raise PydanticCustomError(
@@ -250,8 +277,9 @@ class GatewaySpec(_Strict):
 
 
 class LogicSpec(_Strict):
-    code: str = "app"
-    """Path of the logic function's code, relative to the Pulumi project."""
+    code: Annotated[str, AfterValidator(_relative_path)] = "app"
+    """Path of the logic function's code, relative to the Pulumi project (the whole folder is
+    zipped, so ``/`` or ``../..`` would archive far more than the app)."""
     handler: Annotated[str, AfterValidator(_matches(r"[\w.]+\.\w+", "module.function"))] = (
         "main.handler"
     )
@@ -266,12 +294,12 @@ class LogicSpec(_Strict):
 
     @model_validator(mode="after")
     def _no_secrets_in_env(self) -> LogicSpec:
-        _raise_problems(
+        raise_problems(
             [
                 Problem(
                     f"env.{key}",
                     f"looks like a secret in plaintext; move it to secret_env.{key} "
-                    "with `config: KEY` or `secret_store: NAME`",
+                    "with `config: KEY` or `secret_store: ARN`",
                 )
                 for key in self.env
                 if SECRET_ENV_HINT.search(key)
@@ -312,8 +340,9 @@ class DatabaseSpec(_Strict):
 
 class StorageSpec(_Strict):
     enabled: bool = True
-    bucket: Annotated[str, AfterValidator(_matches(r"[a-z0-9][a-z0-9-]{1,38}[a-z0-9]", "3-40 lowercase letters, digits or '-'"))] = "data"  # noqa: E501
-    """Bucket name prefix; the region is appended."""
+    bucket: Annotated[str, AfterValidator(_matches(r"[a-z0-9][a-z0-9-]{1,34}[a-z0-9]", f"3-{BUCKET_MAX} lowercase letters, digits or '-'"))] = "data"  # noqa: E501
+    """Bucket name prefix: each region's bucket is ``<bucket>-`` plus a unique suffix Pulumi
+    adds (pulumi-aws ``bucket_prefix``, at most 37 characters, hence 36 here)."""
     replication: bool = True
     """Replicate in both directions, so a failback loses no object."""
     rtc: bool = False
@@ -407,16 +436,6 @@ class RegionSettings(_Strict):
     monitor: MonitorSpec
 
 
-def _raise_problems(problems: list[Problem]) -> None:
-    """Raise from inside a validator while keeping each problem's own sub-path."""
-    if problems:
-        raise PydanticCustomError(
-            "spec_problems",
-            "{summary}",
-            {"summary": "; ".join(map(str, problems)), "problems": problems},
-        )
-
-
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Merge ``override`` into a copy of ``base``: mappings merge, everything else replaces."""
     out = copy.deepcopy(dict(base))
@@ -455,7 +474,7 @@ class TopologySpec(_Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> TopologySpec:
-        _raise_problems(_cross_check(self))
+        raise_problems(cross_check(self))
         return self
 
     # -- derived views (not stored, so they cannot disagree with the input) --
@@ -465,7 +484,7 @@ class TopologySpec(_Strict):
         """Every topology is a list of groups; simple mode is one group on the default line."""
         if self.groups is not None:
             return self.groups
-        assert self.regions is not None  # guaranteed by _cross_check
+        assert self.regions is not None  # guaranteed by cross_check
         primary = next(r.name for r in self.regions if r.role == "primary")
         standby = next(r.name for r in self.regions if r.role == "standby")
         return [
@@ -526,201 +545,6 @@ def _region_settings(spec: TopologySpec, region: str) -> RegionSettings:
     return RegionSettings.model_validate(base)
 
 
-def _cross_check(spec: TopologySpec) -> list[Problem]:
-    """Checks that need more than one field. Returns every problem, not just the first."""
-    p: list[Problem] = []
-    cloud = spec.cloud
-    region_rx = REGION_RE[cloud]
-
-    def region_ok(path: str, name: str) -> bool:
-        if not region_rx.fullmatch(name):
-            p.append(Problem(path, f"{name!r} is not a {cloud} region name like {REGION_EXAMPLE[cloud]}"))  # noqa: E501
-            return False
-        return True
-
-    if (spec.regions is None) == (spec.groups is None):
-        p.append(Problem("regions", "give exactly one of `regions` (one primary and one standby) or `groups` (nearby access)"))  # noqa: E501
-        return p
-    if spec.regions is not None:
-        for i, role in enumerate(spec.regions):
-            region_ok(f"regions[{i}].name", role.name)
-        roles = [r.role for r in spec.regions]
-        if roles.count("primary") != 1 or roles.count("standby") != 1 or len(roles) != 2:
-            p.append(Problem("regions", f"needs exactly one primary and one standby region, got roles {roles}; use `groups` for more regions"))  # noqa: E501
-        elif spec.regions[0].name == spec.regions[1].name:
-            p.append(Problem("regions[1].name", f"{spec.regions[1].name!r}: standby region must differ from the primary region"))  # noqa: E501
-    else:
-        assert spec.groups is not None
-        if not spec.groups:
-            p.append(Problem("groups", "needs at least one region group"))
-        names = [g.name for g in spec.groups]
-        for i, g in enumerate(spec.groups):
-            base = f"groups[{i}]"
-            if names.count(g.name) > 1:
-                p.append(Problem(f"{base}.name", f"{g.name!r} is used by more than one group"))
-            region_ok(f"{base}.primary", g.primary)
-            region_ok(f"{base}.standby", g.standby)
-            if g.primary == g.standby:
-                p.append(Problem(f"{base}.standby", f"{g.standby!r}: standby region must differ from the primary region"))  # noqa: E501
-            if not g.lines:
-                p.append(Problem(f"{base}.lines", "needs at least one DNS line"))
-            for j, line in enumerate(g.lines):
-                if not _line_ok(cloud, line):
-                    allowed = ", ".join(TENCENT_LINES) if cloud == "tencent" else AWS_LINE_HELP
-                    p.append(Problem(f"{base}.lines[{j}]", f"{line!r} is not a {cloud} DNS line; allowed: {allowed}"))  # noqa: E501
-        p.extend(_check_lines_across_groups(spec))
-
-    regions = spec.all_regions if not p else []
-    _check_choice(p, "gateway.kind", spec.gateway.kind, GATEWAY_KINDS[cloud], cloud)
-    _check_choice(p, "logic.runtime", spec.logic.runtime, RUNTIMES[cloud], cloud)
-    _check_choice(p, "database.engine", spec.database.engine, DB_ENGINES[cloud], cloud)
-
-    if not 1 <= spec.dns.ttl_s <= TTL_MAX[cloud]:
-        p.append(Problem("dns.ttl_s", f"{spec.dns.ttl_s} is not in 1..{TTL_MAX[cloud]}"))
-    dns_mon = spec.monitor.dns
-    if cloud == "aws" and spec.dns.mode == "health_check" and dns_mon.interval_s not in ROUTE53_INTERVALS:  # noqa: E501
-        p.append(Problem("monitor.dns.interval_s", f"{dns_mon.interval_s} is not allowed with dns.mode health_check (Route 53 health checks); allowed: 10, 30"))  # noqa: E501
-    if cloud == "tencent" and spec.dns.mode == "health_check":
-        p.append(Problem("dns.mode", "'health_check' is not available on tencent (DNSPod has no health-based failover records); allowed: direct"))  # noqa: E501
-
-    for layer in LAYERS:
-        m = spec.monitor.for_layer(layer)
-        if m.quorum > spec.vantage_points():
-            p.append(Problem(f"monitor.{layer}.quorum", f"{m.quorum} is more than the {spec.vantage_points()} vantage points (one monitor in each region of a pair); allowed: 1..{spec.vantage_points()}"))  # noqa: E501
-        if m.timeout_s >= m.interval_s:
-            p.append(Problem(f"monitor.{layer}.timeout_s", f"{m.timeout_s} must be less than interval_s ({m.interval_s})"))  # noqa: E501
-
-    if regions:
-        for key in ("primary_region", "standby_region"):
-            value = getattr(spec.database, key)
-            if value is not None and value not in regions:
-                p.append(Problem(f"database.{key}", f"{value!r} is not a region of this topology; allowed: {', '.join(regions)}"))  # noqa: E501
-        if spec.data_primary_region == spec.data_standby_region:
-            p.append(Problem("database.standby_region", "must differ from database.primary_region"))
-        engine = spec.db_engine
-        if engine in SQL_ENGINES and cloud == "aws":
-            for r in regions:  # every region's wrappers must reach the database privately
-                if r not in spec.database.network:
-                    p.append(Problem(f"database.network.{r}", f"required for engine {engine!r}: the VPC (vpc_id, subnet_ids) the database and functions use in {r}"))  # noqa: E501
-        for r in spec.database.network:
-            if r not in regions:
-                p.append(Problem(f"database.network.{r}", f"{r!r} is not a region of this topology; allowed: {', '.join(regions)}"))  # noqa: E501
-        for r in spec.overrides:
-            if r not in regions:
-                p.append(Problem(f"overrides.{r}", f"{r!r} is not a region of this topology; allowed: {', '.join(regions)}"))  # noqa: E501
-                continue
-            try:
-                settings = _region_settings(spec, r)
-            except ValidationError as exc:
-                p.extend(
-                    Problem(f"overrides.{r}.{q.path}", q.reason) for q in problems_from(exc)
-                )
-                continue
-            if settings.logic.runtime is not None and settings.logic.runtime not in RUNTIMES[cloud]:
-                p.append(Problem(f"overrides.{r}.logic.runtime", f"{settings.logic.runtime!r} is not a {cloud} runtime; allowed: {', '.join(RUNTIMES[cloud])}"))  # noqa: E501
-    return p
-
-
-def _check_choice(
-    p: list[Problem], path: str, value: str | None, allowed: tuple[str, ...], cloud: str
-) -> None:
-    if value is not None and value not in allowed:
-        p.append(Problem(path, f"{value!r} is not available on {cloud}; allowed: {', '.join(allowed)}"))  # noqa: E501
-
-
-def _line_ok(cloud: str, line: str) -> bool:
-    if cloud == "tencent":
-        return line in TENCENT_LINES
-    if line in ("default", "latency"):
-        return True
-    kind, _, code = line.partition(":")
-    if kind == "geo":
-        return code in AWS_CONTINENTS
-    return kind == "country" and re.fullmatch(r"[A-Z]{2}", code) is not None
-
-
-def _check_lines_across_groups(spec: TopologySpec) -> list[Problem]:
-    assert spec.groups is not None
-    p: list[Problem] = []
-    lines = [(i, line) for i, g in enumerate(spec.groups) for line in g.lines]
-    seen: dict[str, int] = {}
-    for i, line in lines:
-        if line in seen and seen[line] != i:
-            p.append(Problem(f"groups[{i}].lines", f"{line!r} is already routed to group {spec.groups[seen[line]].name!r}; each line belongs to one group"))  # noqa: E501
-        seen.setdefault(line, i)
-    if spec.cloud == "aws" and len(spec.groups) > 1:
-        # Route 53 cannot mix latency and geolocation records under one name.
-        latency = {i for i, line in lines if line == "latency"}
-        if latency and len(latency) != len(spec.groups):
-            p.append(Problem("groups", "either every group uses the 'latency' line or none does (Route 53 cannot mix latency and geolocation records for one name)"))  # noqa: E501
-        if latency:
-            primaries = [g.primary for g in spec.groups]
-            dup = {r for r in primaries if primaries.count(r) > 1}
-            if dup:
-                p.append(Problem("groups", f"latency routing needs a different primary region per group; shared: {', '.join(sorted(dup))}"))  # noqa: E501
-    default = DEFAULT_LINE[spec.cloud]
-    if len(spec.groups) > 1 and not any(line in (default, "latency") for _, line in lines):
-        p.append(Problem("groups", f"no group serves the {default!r} line, so users on no listed line get no answer; add {default!r} to one group"))  # noqa: E501
-    return p
-
-
-# --- errors ------------------------------------------------------------------------------------
-
-_TYPE_WORDS = {
-    "int_type": "an integer",
-    "int_parsing": "an integer",
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "string_type": "a string",
-    "bool_type": "true or false",
-    "bool_parsing": "true or false",
-    "list_type": "a list",
-    "dict_type": "a mapping",
-    "model_type": "a mapping",
-    "model_attributes_type": "a mapping",
-}
-
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif str(part).startswith(("function-after", "function-before")):
-            continue
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def problems_from(exc: ValidationError) -> list[Problem]:
-    """Turn pydantic's errors into ``path: value ... allowed ...`` problems."""
-    out: list[Problem] = []
-    for err in exc.errors(include_url=False):
-        path = _path(err["loc"])
-        kind = err["type"]
-        value = err.get("input")
-        ctx = err.get("ctx") or {}
-        if kind == "spec_problems":
-            for q in ctx["problems"]:
-                out.append(Problem(f"{path}.{q.path}" if path and q.path else path or q.path, q.reason))  # noqa: E501
-            continue
-        if kind == "missing":
-            reason = "is required but missing"
-        elif kind == "literal_error":
-            expected = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
-            reason = f"{value!r} is not allowed; allowed: {expected}"
-        elif kind in _TYPE_WORDS:
-            reason = f"{value!r} is not {_TYPE_WORDS[kind]}"
-        elif kind == "too_short":
-            reason = f"needs at least {ctx.get('min_length')} item(s), got {ctx.get('actual_length')}"  # noqa: E501
-        elif kind == "extra_forbidden":
-            reason = "unknown key"
-        else:
-            reason = err["msg"]
-        out.append(Problem(path, reason))
-    return out
-
 
 def parse_spec(raw: Any, *, source: str = "topology") -> TopologySpec:
     """Validate raw config into a spec, or raise ``SpecError`` listing every problem."""
@@ -730,3 +554,21 @@ def parse_spec(raw: Any, *, source: str = "topology") -> TopologySpec:
         return TopologySpec.model_validate(raw)
     except ValidationError as exc:
         raise SpecError(problems_from(exc), source) from None
+
+
+def secret_refs(spec: TopologySpec) -> list[tuple[str, SecretRef]]:
+    """Every secret reference with its config path (per-region overrides included)."""
+    out: list[tuple[str, SecretRef]] = [
+        (f"alerting.webhooks[{i}].url", hook.url) for i, hook in enumerate(spec.alerting.webhooks)
+    ]
+    out += [(f"logic.secret_env.{k}", ref) for k, ref in spec.logic.secret_env.items()]
+    for region in spec.overrides:
+        if region not in spec.all_regions:
+            continue
+        try:
+            env = spec.for_region(region).logic.secret_env
+        except ValidationError:
+            continue
+        out += [(f"overrides.{region}.logic.secret_env.{k}", ref) for k, ref in env.items()
+                if spec.logic.secret_env.get(k) != ref]
+    return out

@@ -7,15 +7,12 @@ No cloud, no Pulumi CLI, no credentials: ``pulumi.runtime.set_mocks`` replaces t
 from __future__ import annotations
 
 import gc
-import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.settings import SETTINGS, get_root_resource
@@ -24,62 +21,39 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components.errors import StackFileError
 from components.plan.mocks import PlanRun, RecordingMocks, RecordingMonitor
+from components.spec import TopologySpec, secret_refs
+from components.stackfile import (
+    SECRET_PLACEHOLDER,
+    StackConfig,
+    find_project_dir,
+    read_stack,
+)
 
-SECRET_PLACEHOLDER = "[secret]"
-
-
-@dataclass
-class StackConfig:
-    project: str
-    stack: str
-    project_dir: Path
-    path: Path
-    config: dict[str, str]
-    """Full key (``project:key``) -> value as Pulumi hands it to programs (objects as JSON)."""
-    secret_keys: list[str]
-    raw: dict[str, Any]
-    """Full key -> parsed value (secure values replaced by the placeholder)."""
+__all__ = ["SECRET_PLACEHOLDER", "StackConfig", "check_secret_keys", "find_project_dir",
+           "read_stack", "run_program"]
 
 
-def find_project_dir(start: Path) -> Path:
-    for d in (start, *start.parents):
-        if (d / "Pulumi.yaml").is_file():
-            return d
-    raise StackFileError(f"no Pulumi.yaml in {start} or any parent directory")
+def check_secret_keys(stack: StackConfig, spec: TopologySpec) -> None:
+    """Every ``config: KEY`` the spec names must be a ``secure:`` value of this stack.
 
-
-def read_stack(stack: str, project_dir: Path) -> StackConfig:
-    project_file = project_dir / "Pulumi.yaml"
-    try:
-        project_doc = yaml.safe_load(project_file.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise StackFileError(f"{project_file}: cannot read: {exc}") from None
-    project = str(project_doc.get("name", ""))
-    config_dir = project_dir / str(project_doc.get("stackConfigDir", "."))
-    path = config_dir / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
-        known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in config_dir.glob("Pulumi.*.yaml"))  # noqa: E501
-        raise StackFileError(
-            f"--stack: no stack file {path}; known stacks: {', '.join(known) or 'none'}"
-        )
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise StackFileError(f"{path}: not valid YAML: {exc}") from None
-    entries = doc.get("config") or {}
-    if not isinstance(entries, dict):
-        raise StackFileError(f"{path}: `config` must be a mapping")
-    config: dict[str, str] = {}
-    raw: dict[str, Any] = {}
-    secret_keys: list[str] = []
-    for key, value in entries.items():
-        full = key if ":" in key else f"{project}:{key}"
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            secret_keys.append(full)
-            value = SECRET_PLACEHOLDER
-        raw[full] = value
-        config[full] = value if isinstance(value, str) else json.dumps(value)
-    return StackConfig(project, stack, project_dir, path, config, secret_keys, raw)
+    The program refuses the same at deploy time; checking here turns it into a clear
+    ``StackFileError`` (exit 2) before the program runs.
+    """
+    for path, ref in secret_refs(spec):
+        full = f"{stack.project}:{ref.config}"
+        if ref.config is None:
+            continue
+        if full not in stack.raw:
+            raise StackFileError(
+                f"{stack.path}: {path}.config names {full}, which is not set; allowed: a "
+                f"secret key set with: pulumi config set --secret {ref.config} VALUE"
+            )
+        if full not in stack.secret_keys:
+            raise StackFileError(
+                f"{stack.path}: config.{full} holds a plaintext value but {path} uses it as a "
+                f"secret; allowed: a `secure:` value (pulumi config set --secret {ref.config} "
+                "VALUE)"
+            )
 
 
 def run_program(stack: StackConfig, program: Callable[[], None]) -> PlanRun:

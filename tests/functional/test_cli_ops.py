@@ -101,7 +101,8 @@ def test_switching_to_the_active_side_changes_nothing(
         (["--layer", "logic", "--to", "standby", "--reason", "x", "--scope", "mars"], 1,
          "--scope: unknown mars; this layer has us-east-1"),
         (["--layer", "dns", "--to", "standby", "--reason", "x"], 1, "is the stack deployed"),
-        (["--layer", "logic", "--to", "standby", "--reason", "  "], 1, "--reason: required"),
+        (["--layer", "logic", "--to", "standby", "--reason", "  "], 2,
+         "argument --reason: '  '; allowed: 1-500 printable characters"),
     ],
 )
 def test_bad_switch_input_is_refused_with_a_clear_message(

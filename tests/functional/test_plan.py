@@ -102,3 +102,38 @@ def test_cli_impossible_targets_exit_2_with_budget_table(tmp_path: Path) -> None
     res = _cli("plan", "--stack", "fast", "--project-dir", str(tmp_path))
     assert res.returncode == 2
     assert "worst-case RTO" in res.stderr and "sources:" in res.stderr
+
+
+def test_logic_env_estimate_covers_every_key_the_program_sets() -> None:
+    """The spec's environment-size check counts the program's keys by a list; if the program
+    sets a key the list lacks, or a longer value, the 4 KB check would under-count."""
+    from components.spec import parse_spec
+    from components.spec_facts import (
+        LOGIC_PROGRAM_KEYS,
+        created_secret_arn_max,
+        logic_env_estimate,
+    )
+    from tests.conftest import minimal_raw, run_raw
+
+    raw = minimal_raw()
+    raw["logic"]["env"] = {"APP_MODE": "x" * 300}
+    given = "arn:aws:secretsmanager:us-west-2:123456789012:secret:shop/other-AbC123"
+    raw["logic"]["secret_env"] = {"API_KEY": {"config": "apiKey"},
+                                  "OTHER": {"secret_store": given}}
+    spec = parse_spec(raw)
+    run = run_raw(raw, secrets={"apiKey": "s3cret"})
+    logic = [r for r in run.resources
+             if r.urn.split("::")[-2].endswith("LogicLayer$aws:lambda/function:Function")]
+    assert len(logic) == 4  # primary and standby in both regions
+    sizes = [("API_KEY", created_secret_arn_max(spec.name, "API_KEY")), ("OTHER", len(given))]
+    estimate = logic_env_estimate(spec.name, spec.logic.env, sizes)
+    for reg in logic:
+        env: dict[str, str] = dict(reg.inputs["environment"]["variables"])
+        program = set(env) - set(spec.logic.env) - {"API_KEY_SECRET_ARN", "OTHER_SECRET_ARN"}
+        assert program <= set(LOGIC_PROGRAM_KEYS), program - set(LOGIC_PROGRAM_KEYS)
+        for key in program:
+            limit = LOGIC_PROGRAM_KEYS[key]
+            if isinstance(limit, int):
+                assert len(env[key]) <= limit, (key, env[key])
+        actual = len(json.dumps(env, separators=(",", ":")).encode())
+        assert actual <= estimate, (actual, estimate)

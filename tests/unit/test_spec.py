@@ -47,13 +47,14 @@ def test_region_overrides_deep_merge() -> None:
     raw = minimal_raw()
     raw["logic"]["env"] = {"A": "1", "B": "2"}
     raw["overrides"] = {"us-west-2": {"logic": {"memory_mb": 512, "env": {"B": "west"}},
-                                      "monitor": {"gateway": {"interval_s": 30}}}}
+                                      "monitor": {"gateway": {"failure_threshold": 5}}}}
     spec = parse_spec(raw)
     west = spec.for_region("us-west-2")
     east = spec.for_region("us-east-1")
     assert west.logic.memory_mb == 512 and east.logic.memory_mb == 256
     assert west.logic.env == {"A": "1", "B": "west"}
-    assert west.monitor.gateway.interval_s == 30 and east.monitor.gateway.interval_s == 10
+    assert west.monitor.gateway.failure_threshold == 5
+    assert east.monitor.gateway.failure_threshold == 3
     assert west.logic.handler == east.logic.handler
 
 
@@ -93,6 +94,9 @@ BAD_CASES = [
     ("overrides", {"us-west-2": {"dns": {}}}, "overrides.us-west-2: unknown key 'dns'"),
     ("database.engine", "postgres", "database.network.us-east-1: required for engine 'postgres'"),
     ("dns.mode", "sometimes", "dns.mode: 'sometimes' is not allowed; allowed: health_check, direct"),  # noqa: E501
+    ("logic.code", "/", "logic.code: '/' is not a folder inside the project; allowed: a relative path without '..'"),  # noqa: E501
+    ("logic.code", "app/../../..", "logic.code: 'app/../../..' is not a folder inside the project"),
+    ("logic.env", {"BIG": "x" * 5_000_000}, "logic.env: the function environment in us-east-1 is about 5000"),  # noqa: E501
 ]
 
 
@@ -207,3 +211,142 @@ def test_generated_configs_validate_or_raise_spec_error(edits: list[tuple[str, A
     # A valid spec is internally consistent.
     assert spec.monitor.dns.failure_threshold in range(1, 11)
     assert 1 <= spec.targets.rto_s <= 86400
+
+
+# --- regression tests: settings main accepted (review.md "Deploy time", "Run-time protocol")
+
+ARN = "arn:aws:secretsmanager:us-west-2:123456789012:secret:shop/slack-AbC123"
+SQL_NETWORK = {r: {"vpc_id": f"vpc-{r}", "subnet_ids": ["subnet-a", "subnet-b"]}
+               for r in ("us-east-1", "us-west-2")}
+
+
+def _problems(raw: dict[str, Any]) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        parse_spec(raw)
+    return [str(p) for p in info.value.problems]
+
+
+@pytest.mark.parametrize(("key", "value"), [("quorum", 1), ("interval_s", 30),
+                                            ("cooldown_s", 0), ("failback", "auto"),
+                                            ("timeout_s", 5.0)])
+def test_override_cannot_give_one_region_its_own_quorum_or_timing(key: str, value: Any) -> None:
+    """`overrides.<region>.monitor.data.quorum: 1` let one region's monitor fail over alone."""
+    raw = minimal_raw()
+    raw["overrides"] = {"us-west-2": {"monitor": {"data": {key: value}}}}
+    base = parse_spec(minimal_raw()).monitor.data
+    [problem] = _problems(raw)
+    assert problem.startswith(
+        f"overrides.us-west-2.monitor.data.{key}: {value!r} differs from monitor.data.{key} "
+        f"({getattr(base, key)!r})")
+    assert f"allowed: {getattr(base, key)!r}" in problem
+
+
+def test_override_may_still_change_one_regions_threshold() -> None:
+    raw = minimal_raw()
+    raw["overrides"] = {"us-west-2": {"monitor": {"data": {"failure_threshold": 5}}}}
+    assert parse_spec(raw).for_region("us-west-2").monitor.data.failure_threshold == 5
+
+
+def test_auto_failback_with_quorum_1_and_no_cooldown_is_refused_as_flapping() -> None:
+    """quorum 1 + cooldown_s 0 + failback auto flipped a scope back and forth in one round."""
+    raw = minimal_raw()
+    raw["monitor"] = {"logic": {"quorum": 1, "cooldown_s": 0, "failback": "auto"}}
+    problems = _problems(raw)
+    assert any(p.startswith("monitor.logic.quorum: 1 with failback auto") and
+               "allowed with failback auto: quorum 2 (or failback: manual)" in p
+               for p in problems), problems
+    assert any(p.startswith("monitor.logic.cooldown_s: 0 with failback auto") and
+               "allowed with failback auto: at least 60 (or failback: manual)" in p
+               for p in problems), problems
+
+
+def test_auto_failback_that_cannot_flap_is_accepted() -> None:
+    raw = minimal_raw()
+    raw["monitor"] = {"defaults": {"failback": "auto", "quorum": 2, "cooldown_s": 60}}
+    assert parse_spec(raw).monitor.gateway.failback == "auto"
+    raw["monitor"] = {"defaults": {"failback": "manual", "quorum": 1, "cooldown_s": 0}}
+    assert parse_spec(raw).monitor.gateway.quorum == 1  # manual failback cannot flap
+
+
+@pytest.mark.parametrize("value", ["shop/slack", "arn:aws:secretsmanager:us-west-2:1234:secret:x",
+                                   "arn:aws:s3:::bucket", ARN + " "])
+def test_secret_store_name_is_refused_an_arn_is_required(value: str) -> None:
+    """`secret_store: NAME` went verbatim into IAM Resource (MalformedPolicyDocument)."""
+    raw = minimal_raw()
+    raw["alerting"] = {"webhooks": [{"kind": "slack", "url": {"secret_store": value}}]}
+    raw["logic"]["secret_env"] = {"API_KEY": {"secret_store": value}}
+    problems = _problems(raw)
+    for path in ("alerting.webhooks[0].url.secret_store", "logic.secret_env.API_KEY.secret_store"):
+        assert any(p.startswith(f"{path}: {value!r} is not the secret's full ARN, "
+                                "arn:aws:secretsmanager:<region>:<account>:secret:<name>-")
+                   for p in problems), (path, problems)
+
+
+def test_secret_store_full_arn_is_accepted() -> None:
+    raw = minimal_raw()
+    raw["alerting"] = {"webhooks": [{"kind": "slack", "url": {"secret_store": ARN}}]}
+    assert parse_spec(raw).alerting.webhooks[0].url.secret_store == ARN
+
+
+def test_bucket_prefix_longer_than_36_is_refused() -> None:
+    """40 characters passed the spec, but pulumi-aws bucket_prefix allows 37 (with '-')."""
+    raw = minimal_raw()
+    raw["storage"] = {"bucket": "b" * 37}
+    assert _problems(raw) == [
+        f"storage.bucket: {'b' * 37!r} is not 3-36 lowercase letters, digits or '-'"]
+    raw["storage"] = {"bucket": "b" * 36}
+    assert parse_spec(raw).storage.bucket == "b" * 36
+    raw["storage"] = {"bucket": "xn--shop"}
+    assert _problems(raw) == ["storage.bucket: 'xn--shop' starts with 'xn--', which S3 "
+                              "reserves; allowed: any other prefix"]
+
+
+@pytest.mark.parametrize(("name", "db", "why"), [
+    ("shop", "a" * 60, "is 73 characters; RDS allows 63"),
+    ("shop", "orders_", "contains '--'"),
+    ("shop", "my__db", "contains '--'"),
+])
+def test_rds_identifier_from_name_and_db_name_is_checked(name: str, db: str, why: str) -> None:
+    """RDS identifiers built from name + database.name had no length or '--' check."""
+    raw = minimal_raw()
+    raw["name"] = name
+    raw["database"] = {"engine": "postgres", "name": db, "network": SQL_NETWORK}
+    [problem] = _problems(raw)
+    assert problem.startswith(f"database.name: {db!r} makes the RDS identifier ")
+    assert why in problem and "allowed: a shorter name" in problem
+    raw["database"]["engine"] = "dynamodb"  # DynamoDB table names have no such rule
+    assert parse_spec(raw).database.name == db
+
+
+def test_logic_env_over_the_4kb_function_limit_is_refused() -> None:
+    """A 5 MB (or 4,000-byte) env value was accepted; Lambda allows 4 KB in aggregate."""
+    raw = minimal_raw()
+    raw["logic"]["env"] = {"BIG": "x" * 3000}
+    assert parse_spec(raw).logic.env["BIG"] == "x" * 3000  # with the program's keys: < 4 KB
+    raw["logic"]["env"] = {"BIG": "x" * 4000}
+    problems = _problems(raw)
+    assert len(problems) == 1 and problems[0].startswith(
+        "logic.env: the function environment in us-east-1 is about ")
+    assert "aws allows 4096 bytes in total" in problems[0]
+
+
+def test_logic_env_size_counts_overrides_and_secret_arns() -> None:
+    raw = minimal_raw()
+    raw["logic"]["env"] = {"MID": "x" * 3400}
+    assert parse_spec(raw).logic.env["MID"] == "x" * 3400
+    # each created secret's <KEY>_SECRET_ARN is counted at its longest (about 150 bytes)
+    raw["logic"]["secret_env"] = {f"K{i}": {"config": f"k{i}"} for i in range(4)}
+    assert any(p.startswith("logic.env: the function environment in us-east-1")
+               for p in _problems(raw))
+    raw = minimal_raw()
+    raw["overrides"] = {"us-west-2": {"logic": {"env": {"BIG": "y" * 4000}}}}
+    assert any(p.startswith("overrides.us-west-2.logic.env: the function environment in "
+                            "us-west-2") for p in _problems(raw))
+
+
+@pytest.mark.parametrize("key", ["STANDBY_REGION", "AWS_REGION", "_HANDLER", "LAMBDA_TASK_ROOT"])
+def test_env_keys_the_program_or_lambda_sets_are_refused(key: str) -> None:
+    raw = minimal_raw()
+    raw["logic"]["env"] = {key: "x"}
+    assert any(p.startswith(f"logic.env.{key}: is set by the program or reserved")
+               for p in _problems(raw))
