@@ -77,7 +77,7 @@ _TOKENS = (("'", "string literals"), ('"', "quoted identifiers"), ("`", "quoted 
 _VERBS = ("select", "insert", "update", "delete", "with")
 _WRITES = (exp.Insert, exp.Update, exp.Delete)
 _READS = (exp.Select, exp.Union, exp.Intersect, exp.Except)
-_REFUSED_NODES: tuple[tuple[type[exp.Expression], str], ...] = (
+_REFUSED_NODES: tuple[tuple[type[exp.Expr], str], ...] = (
     (exp.Into, "SELECT ... INTO (it creates a table or writes a file or variable)"),
     (exp.Lock, "locking clauses (FOR UPDATE, FOR SHARE, LOCK IN SHARE MODE): each request "
                "is its own transaction"),
@@ -151,7 +151,7 @@ def _function_name(node: exp.Func) -> str:
     return str(node.sql_name()).upper()
 
 
-def _check_tree(tree: exp.Expression, verb: str) -> bool:
+def _check_tree(tree: exp.Expr, verb: str) -> bool:
     """Walk the parse tree; returns whether the statement writes."""
     if isinstance(tree, _WRITES):
         writes = True
