@@ -51,8 +51,8 @@ from components.runtime.sql_gate import (
     check_sql,
 )
 
-__all__ = ["CODES", "MAX_PARAMS", "MAX_PARAM_CHARS", "MAX_SQL_CHARS", "DataError", "Request",
-           "Statement", "check_sql", "kv_value", "parse"]
+__all__ = ["CODES", "KV_KEY", "MAX_PARAMS", "MAX_PARAM_CHARS", "MAX_SQL_CHARS", "RESERVED_PREFIX",
+           "DataError", "Request", "Statement", "check_sql", "kv_value", "parse"]
 
 OPS = ("sql", "kv.get", "kv.put", "kv.delete", "object.get", "object.put", "object.list")
 WRITE_OPS = ("kv.put", "kv.delete", "object.put")
@@ -67,6 +67,8 @@ SQL_VERBS = {"select": False, "insert": True, "update": True, "delete": True, "w
 MAX_KV_DEPTH = 32
 MAX_KV_DIGITS = 38
 RESERVED_PREFIX = "_standby"
+KV_KEY = ("pk", "sk")
+"""The data table's key: partition key ``pk`` and sort key ``sk``, both strings."""
 _KV_CONTEXT = decimal.Context(prec=200, Emin=-999999, Emax=999999)
 
 _IDEM = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -163,6 +165,13 @@ def _key(raw: Any, what: str) -> dict[str, Any]:
             raise _bad(f"{what}.{name}: attribute names starting with {RESERVED_PREFIX!r} are "
                        "reserved for the wrapper")
         out[name] = kv_value(value, f"{what}.{name}")
+    for name in KV_KEY:
+        if not isinstance(out.get(name), str) or not out[name]:
+            raise _bad(f"{what}.{name}: missing or not a non-empty string; the data table's key "
+                       f"is {' and '.join(KV_KEY)} (strings)")
+    if what == "key" and set(out) != set(KV_KEY):
+        extra = ", ".join(sorted(set(out) - set(KV_KEY)))
+        raise _bad(f"key: {extra} not part of the key; allowed: {', '.join(KV_KEY)}")
     return out
 
 
