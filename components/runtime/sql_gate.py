@@ -30,10 +30,6 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import SqlglotError
-
 from components.runtime.data_errors import DataError
 
 MAX_SQL_CHARS = 16 * 1024
@@ -75,15 +71,13 @@ _TOKENS = (("'", "string literals"), ('"', "quoted identifiers"), ("`", "quoted 
            (";", "more than one statement"), ("$", "dollar quoting"), ("\\", "backslashes"),
            ("@", "session and user variables (@name, @@name)"))
 _VERBS = ("select", "insert", "update", "delete", "with")
-_WRITES = (exp.Insert, exp.Update, exp.Delete)
-_READS = (exp.Select, exp.Union, exp.Intersect, exp.Except)
-_REFUSED_NODES: tuple[tuple[type[exp.Expr], str], ...] = (
-    (exp.Into, "SELECT ... INTO (it creates a table or writes a file or variable)"),
-    (exp.Lock, "locking clauses (FOR UPDATE, FOR SHARE, LOCK IN SHARE MODE): each request "
-               "is its own transaction"),
-    (exp.Parameter, "session and user variables"),
-    (exp.SessionParameter, "session and user variables"),
-    (exp.Command, "a statement the parser does not understand"),
+_REFUSED_NODES = (
+    ("Into", "SELECT ... INTO (it creates a table or writes a file or variable)"),
+    ("Lock", "locking clauses (FOR UPDATE, FOR SHARE, LOCK IN SHARE MODE): each request is "
+             "its own transaction"),
+    ("Parameter", "session and user variables"),
+    ("SessionParameter", "session and user variables"),
+    ("Command", "a statement the parser does not understand"),
 )
 
 
@@ -145,17 +139,18 @@ def _check_params(params: Any) -> dict[str, Any]:
     return dict(params)
 
 
-def _function_name(node: exp.Func) -> str:
-    if isinstance(node, exp.Anonymous):
-        return str(node.name).upper()
-    return str(node.sql_name()).upper()
-
-
-def _check_tree(tree: exp.Expr, verb: str) -> bool:
+def _check_tree(tree: Any, verb: str) -> bool:
     """Walk the parse tree; returns whether the statement writes."""
-    if isinstance(tree, _WRITES):
+    # sqlglot is imported here, not at module level: the data client imports this package
+    # for its constants and does not ship the parser.
+    from sqlglot import exp
+
+    dml = (exp.Insert, exp.Update, exp.Delete)
+    queries = (exp.Select, exp.Union, exp.Intersect, exp.Except)
+    refused = [(getattr(exp, kind), what) for kind, what in _REFUSED_NODES]
+    if isinstance(tree, dml):
         writes = True
-    elif isinstance(tree, _READS):
+    elif isinstance(tree, queries):
         writes = False
     else:
         raise _forbidden(f"a {type(tree).__name__.upper()} statement is not allowed; allowed: "
@@ -163,16 +158,17 @@ def _check_tree(tree: exp.Expr, verb: str) -> bool:
     if verb == "with" and writes:
         raise _forbidden("WITH is allowed only before a SELECT (a read)")
     for node in tree.walk():
-        for kind, what in _REFUSED_NODES:
+        for kind, what in refused:
             if isinstance(node, kind):
                 raise _forbidden(f"{what} is not allowed")
-        if node is not tree and isinstance(node, _WRITES):
+        if node is not tree and isinstance(node, dml):
             raise _forbidden("a data-modifying WITH or nested INSERT/UPDATE/DELETE is not "
                              "allowed; send one statement per write")
         if isinstance(node, exp.Placeholder) and not node.name:
             raise _forbidden("positional parameters (?) are not allowed; use :name")
         if isinstance(node, exp.Func) and not isinstance(node, exp.Connector):
-            name = _function_name(node)
+            name = str(node.name if isinstance(node, exp.Anonymous) else node.sql_name())
+            name = name.upper()
             if isinstance(node.parent, exp.Dot):
                 raise _forbidden(f"schema-qualified function call ...{name.lower()}() is not "
                                  "allowed")
@@ -203,6 +199,10 @@ def check_sql(sql: Any, params: Any, engine: str = "postgres") -> Statement:
     if verb not in _VERBS:
         raise _forbidden(f"statement starts with {verb.upper()!r}; allowed: "
                          f"{', '.join(v.upper() for v in _VERBS)}")
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
     try:
         trees = sqlglot.parse(text, read=DIALECTS[engine])
     except SqlglotError as exc:
