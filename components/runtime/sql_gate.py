@@ -164,8 +164,6 @@ def _check_tree(tree: Any, verb: str) -> bool:
         if node is not tree and isinstance(node, dml):
             raise _forbidden("a data-modifying WITH or nested INSERT/UPDATE/DELETE is not "
                              "allowed; send one statement per write")
-        if isinstance(node, exp.Placeholder) and not node.name:
-            raise _forbidden("positional parameters (?) are not allowed; use :name")
         if isinstance(node, exp.Func) and not isinstance(node, exp.Connector):
             name = str(node.name if isinstance(node, exp.Anonymous) else node.sql_name())
             name = name.upper()
@@ -214,7 +212,8 @@ def check_sql(sql: Any, params: Any, engine: str = "postgres") -> Statement:
     used = set(_PARAM.findall(text))
     parsed = {str(p.name) for p in trees[0].find_all(exp.Placeholder)}
     if parsed != used:
-        raise _forbidden("parameters must be plain :name placeholders")
+        raise _forbidden("only :name parameters are allowed (no ?, %s or positional "
+                         "parameters)")
     missing = sorted(used - set(params))
     if missing:
         raise _bad(f"params: no value for {', '.join(':' + m for m in missing)}")
