@@ -104,10 +104,11 @@ def classify(exc: BaseException, engine: str, host: str, port: int) -> DataError
     first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else name
     state: Any = getattr(exc, "sqlstate", None)
     errno = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-    if isinstance(state, str) and len(state) == 5:
-        code = _pg_code(state)
-    elif errno is not None:
+    # PyMySQL errors carry an SQLSTATE too (a coarse one): the error number decides.
+    if errno is not None:
         code = _my_code(errno)
+    elif isinstance(state, str) and len(state) == 5:
+        code = _pg_code(state)
     elif name in ("OperationalError", "InterfaceError", "ConnectionTimeout"):
         code = "Unavailable"  # a driver error without a server code: the connection failed
     elif name in ("DataError", "ProgrammingError", "UnicodeEncodeError"):

@@ -77,8 +77,9 @@ def test_nul_byte_in_sql_is_refused_and_deletes_nothing(pg: PgPair) -> None:
 
 def _no_advisory_locks(pg: PgPair) -> bool:
     with pg.connect("primary") as c:
-        return c.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
-                         ).fetchone()[0] == 0
+        held = c.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                         ).fetchone()[0]
+    return int(held) == 0
 
 
 SIDE_EFFECTS = [

@@ -331,7 +331,8 @@ def test_mysql_errors_map_by_errno(errno: int, code: str) -> None:
 
     from components.runtime.sql_errors import classify
 
-    exc = pymysql.err.OperationalError(errno, "server says no")
+    # PyMySQL also sets a coarse SQLSTATE ("42000" for a privilege error): errno decides.
+    exc = pymysql.err.OperationalError(errno, "server says no", sqlstate="42000")
     err = classify(exc, "mysql", "127.0.0.1", 3306)
     assert err.code == code, err.message
 
