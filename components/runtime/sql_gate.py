@@ -24,6 +24,7 @@ server's dialect (``postgres`` or ``mysql``, which also covers MariaDB).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -176,6 +177,31 @@ def _check_tree(tree: Any, verb: str) -> bool:
     return writes
 
 
+@functools.lru_cache(maxsize=256)
+def _checked_text(text: str, verb: str, engine: str) -> tuple[bool, frozenset[str]]:
+    """Whether the statement writes, and its parameter names; raises a refusal. Cached: a
+    logic function sends the same few statement texts again and again (a refusal is not
+    cached, it raises)."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    try:
+        trees = sqlglot.parse(text, read=DIALECTS[engine])
+    except SqlglotError as exc:
+        first = str(exc).splitlines()[0][:200]
+        raise _forbidden(f"not understood as one {engine} statement ({first})") from None
+    if len(trees) != 1 or trees[0] is None:
+        raise _forbidden("exactly one statement is allowed")
+    writes = _check_tree(trees[0], verb)
+    used = set(_PARAM.findall(text))
+    parsed = {str(p.name) for p in trees[0].find_all(exp.Placeholder)}
+    if parsed != used:
+        raise _forbidden("only :name parameters are allowed (no ?, %s or positional "
+                         "parameters)")
+    return writes, frozenset(used)
+
+
 def check_sql(sql: Any, params: Any, engine: str = "postgres") -> Statement:
     """Check one statement against the allowed subset and bind its named parameters."""
     if not isinstance(sql, str) or not sql.strip():
@@ -197,23 +223,7 @@ def check_sql(sql: Any, params: Any, engine: str = "postgres") -> Statement:
     if verb not in _VERBS:
         raise _forbidden(f"statement starts with {verb.upper()!r}; allowed: "
                          f"{', '.join(v.upper() for v in _VERBS)}")
-    import sqlglot
-    from sqlglot import exp
-    from sqlglot.errors import SqlglotError
-
-    try:
-        trees = sqlglot.parse(text, read=DIALECTS[engine])
-    except SqlglotError as exc:
-        first = str(exc).splitlines()[0][:200]
-        raise _forbidden(f"not understood as one {engine} statement ({first})") from None
-    if len(trees) != 1 or trees[0] is None:
-        raise _forbidden("exactly one statement is allowed")
-    writes = _check_tree(trees[0], verb)
-    used = set(_PARAM.findall(text))
-    parsed = {str(p.name) for p in trees[0].find_all(exp.Placeholder)}
-    if parsed != used:
-        raise _forbidden("only :name parameters are allowed (no ?, %s or positional "
-                         "parameters)")
+    writes, used = _checked_text(text, verb, engine)
     missing = sorted(used - set(params))
     if missing:
         raise _bad(f"params: no value for {', '.join(':' + m for m in missing)}")
