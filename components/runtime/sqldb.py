@@ -380,9 +380,8 @@ def _result(cur: Any, max_rows: int) -> dict[str, Any]:
         rows: list[list[Any]] = []
         truncated = False
         while len(rows) <= max_rows:
-            batch = cur.fetchmany(min(100, max_rows + 1 - len(rows)))
-            if not batch:
-                break
+            want = min(100, max_rows + 1 - len(rows))
+            batch = cur.fetchmany(want)
             for r in batch:
                 if len(rows) == max_rows:
                     truncated = True
@@ -394,8 +393,8 @@ def _result(cur: Any, max_rows: int) -> dict[str, Any]:
                                     f"after {len(rows)} rows; select fewer or narrower "
                                     "columns, or lower max_rows")
                 rows.append(row)
-            if truncated:
-                break
+            if truncated or len(batch) < want:
+                break  # the last batch: no need to ask the server again
         out["rows"] = rows
         out["truncated"] = truncated
         out["row_count"] = len(rows)
