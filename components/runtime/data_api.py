@@ -20,10 +20,12 @@ address the active region's bucket by key.
 
 ``{"standby_probe": true}`` is the monitors' health probe.
 
-A statement is accepted only if it is one ``SELECT``/``INSERT``/``UPDATE``/``DELETE``/``WITH``
-statement with no string literals, no quoted identifiers, no comments and no ``;`` (a
-trailing one is allowed): every value must be a parameter, so text built from user input
-has nowhere to hide. Every ``:name`` must have a parameter and every parameter must be used.
+SQL statements pass the gate in ``components.runtime.sql_gate`` (an allow-list over a parse
+tree: one SELECT/INSERT/UPDATE/DELETE or read-only WITH ... SELECT, only ``:name`` parameters,
+only side-effect-free functions). Key-value items are checked against DynamoDB's limits (the
+strictest store served) before any SDK call: numbers finite with at most 38 significant
+digits and a magnitude of 1e-130 .. <1e126, at most 32 levels of nesting, text valid Unicode,
+and attribute names starting with ``_standby`` reserved for the wrapper.
 
 Every failure is a ``DataError`` with a stable ``code`` (see ``CODES``) and a message that
 names the field and what is allowed.
@@ -32,40 +34,43 @@ names the field and what is allowed.
 from __future__ import annotations
 
 import base64
+import binascii
+import decimal
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Error codes of the wrapper's answers, with whether a caller may retry the same request.
-CODES: dict[str, bool] = {
-    "BadRequest": False,          # malformed request or a field out of its allowed range
-    "UnknownOperation": False,    # ``op`` is not one of OPS
-    "PayloadTooLarge": False,     # request or a field over its size limit
-    "ForbiddenStatement": False,  # SQL outside the allowed subset (see module doc)
-    "NotFound": False,            # kv.get / object.get of a missing key
-    "Conflict": False,            # a constraint violation (duplicate key, ...)
-    "NotPrimary": True,           # a write reached a side that is not (or no longer) primary
-    "Unavailable": True,          # the active database or bucket cannot be reached
-    "Internal": False,            # a bug or an unexpected answer: see the wrapper's log
-}
+from components.runtime.data_errors import CODES, DataError
+from components.runtime.sql_gate import (
+    MAX_PARAM_CHARS,
+    MAX_PARAMS,
+    MAX_SQL_CHARS,
+    Statement,
+    check_sql,
+)
+
+__all__ = ["CODES", "KV_KEY", "MAX_PARAMS", "MAX_PARAM_CHARS", "MAX_SQL_CHARS", "RESERVED_PREFIX",
+           "DataError", "Request", "Statement", "check_sql", "kv_value", "parse"]
 
 OPS = ("sql", "kv.get", "kv.put", "kv.delete", "object.get", "object.put", "object.list")
 WRITE_OPS = ("kv.put", "kv.delete", "object.put")
 
 MAX_REQUEST_BYTES = 256 * 1024
-MAX_SQL_CHARS = 16 * 1024
-MAX_PARAMS = 100
-MAX_PARAM_CHARS = 64 * 1024
 MAX_OBJECT_BYTES = 128 * 1024
 MAX_OBJECT_KEY_BYTES = 1024
 MAX_ROWS = 1000
 MAX_IDEMPOTENCY_KEY = 128
-SQL_VERBS = {"select": False, "insert": True, "update": True, "delete": True, "with": True}
-"""Allowed first keywords, and whether the statement writes (``WITH`` may modify: a write)."""
+SQL_VERBS = {"select": False, "insert": True, "update": True, "delete": True, "with": False}
+"""Allowed first keywords, and whether the statement writes (``WITH`` must end in a SELECT)."""
+MAX_KV_DEPTH = 32
+MAX_KV_DIGITS = 38
+RESERVED_PREFIX = "_standby"
+KV_KEY = ("pk", "sk")
+"""The data table's key: partition key ``pk`` and sort key ``sk``, both strings."""
+_KV_CONTEXT = decimal.Context(prec=200, Emin=-999999, Emax=999999)
 
-_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]{0,62})")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _IDEM = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _FIELDS: dict[str, tuple[set[str], set[str]]] = {
     # op: (required, optional)
@@ -77,31 +82,6 @@ _FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "object.put": ({"key"}, {"body", "body_b64", "content_type", "idempotency_key"}),
     "object.list": (set(), {"prefix", "limit"}),
 }
-
-
-class DataError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        assert code in CODES, code
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    @property
-    def retryable(self) -> bool:
-        return CODES[self.code]
-
-    def answer(self) -> dict[str, Any]:
-        return {"ok": False, "error": {"code": self.code, "message": self.message,
-                                       "retryable": self.retryable}}
-
-
-@dataclass(frozen=True)
-class Statement:
-    """A checked SQL statement in the drivers' ``pyformat`` style (psycopg and PyMySQL)."""
-
-    text: str
-    params: dict[str, Any]
-    writes: bool
 
 
 @dataclass(frozen=True)
@@ -124,71 +104,87 @@ def _bad(msg: str) -> DataError:
     return DataError("BadRequest", msg)
 
 
-def check_sql(sql: Any, params: Any) -> Statement:
-    """Check one statement against the allowed subset and bind its named parameters."""
-    if not isinstance(sql, str) or not sql.strip():
-        raise _bad("sql: must be a non-empty string")
-    if len(sql) > MAX_SQL_CHARS:
-        raise DataError("PayloadTooLarge", f"sql: {len(sql)} characters; at most {MAX_SQL_CHARS}")
-    if params is None:
-        params = {}
-    if not isinstance(params, dict):
-        raise _bad("params: must be an object of name -> value")
-    if len(params) > MAX_PARAMS:
-        raise DataError("PayloadTooLarge", f"params: {len(params)} parameters; at most {MAX_PARAMS}")  # noqa: E501
-    text = sql.strip()
-    if text.endswith(";"):
-        text = text[:-1].rstrip()
-    for token, what in (("'", "string literals"), ('"', "quoted identifiers"), ("`", "quoted identifiers"),  # noqa: E501
-                        ("--", "comments"), ("/*", "comments"), ("#", "comments"),
-                        (";", "more than one statement"), ("$", "dollar quoting"),
-                        ("\\", "backslashes")):
-        if token in text:
-            raise DataError("ForbiddenStatement",
-                            f"sql: {what} are not allowed (found {token!r}); pass every value "
-                            "as a named parameter (:name) in params")
-    verb = text.split(None, 1)[0].lower()
-    if verb not in SQL_VERBS:
-        raise DataError("ForbiddenStatement",
-                        f"sql: statement starts with {verb.upper()!r}; allowed: "
-                        f"{', '.join(v.upper() for v in SQL_VERBS)}")
-    used = set(_PARAM.findall(text))
-    for name, value in params.items():
-        if not _NAME.match(str(name)):
-            raise _bad(f"params: {name!r} is not a valid parameter name ([A-Za-z_][A-Za-z0-9_]*)")
-        if isinstance(value, str) and len(value) > MAX_PARAM_CHARS:
-            raise DataError("PayloadTooLarge",
-                            f"params.{name}: {len(value)} characters; at most {MAX_PARAM_CHARS}")
-        if value is not None and not isinstance(value, (str, int, float, bool)):
-            raise _bad(f"params.{name}: {type(value).__name__} values are not allowed; "
-                       "allowed: string, number, boolean, null")
-    missing = sorted(used - set(params))
-    if missing:
-        raise _bad(f"params: no value for {', '.join(':' + m for m in missing)}")
-    unused = sorted(set(params) - used)
-    if unused:
-        raise _bad(f"params: {', '.join(unused)} not used by the statement")
-    # pyformat: a literal % must be doubled; named parameters become %(name)s.
-    bound = _PARAM.sub(lambda m: f"%({m.group(1)})s", text.replace("%", "%%"))
-    return Statement(bound, dict(params), SQL_VERBS[verb])
+def _number(value: int | float, where: str) -> decimal.Decimal:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _bad(f"{where}: {value!r} is not allowed; numbers must be finite")
+    # repr() is the shortest text that reads back as the same float: 0.1 stays 0.1.
+    d = decimal.Decimal(repr(value) if isinstance(value, float) else value).normalize(
+        _KV_CONTEXT)
+    if d.is_zero():
+        return decimal.Decimal(0)
+    digits = len(d.as_tuple().digits)
+    if digits > MAX_KV_DIGITS:
+        raise _bad(f"{where}: {digits} significant digits; at most {MAX_KV_DIGITS}")
+    if not decimal.Decimal("1e-130") <= abs(d) < decimal.Decimal("1e126"):
+        raise _bad(f"{where}: magnitude out of range; allowed: 1e-130 up to "
+                   "9.9999999999999999999999999999999999999e+125, or 0")
+    return d
+
+
+def _text(value: str, where: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _bad(f"{where}: not valid Unicode text (a lone surrogate)") from None
+    return value
+
+
+def kv_value(value: Any, where: str, depth: int = 0) -> Any:
+    """A key-value attribute value checked and converted for the store (numbers become
+    ``Decimal``); raises ``BadRequest`` naming the first bad value."""
+    if depth > MAX_KV_DEPTH:
+        raise _bad(f"{where}: nested more than {MAX_KV_DEPTH} levels")
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return _number(value, where)
+    if isinstance(value, str):
+        return _text(value, where)
+    if isinstance(value, list):
+        return [kv_value(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if not isinstance(k, str) or not k:
+                raise _bad(f"{where}: map keys must be non-empty strings")
+            out[_text(k, f"{where} key")] = kv_value(v, f"{where}.{k}", depth + 1)
+        return out
+    raise _bad(f"{where}: {type(value).__name__} values are not allowed; allowed: string, "
+               "number, boolean, null, list, object")
 
 
 def _key(raw: Any, what: str) -> dict[str, Any]:
     if not isinstance(raw, dict) or not raw:
         raise _bad(f"{what}: must be a non-empty object of attribute -> value")
+    out: dict[str, Any] = {}
     for name, value in raw.items():
         if not isinstance(name, str) or not name or len(name) > 255:
             raise _bad(f"{what}: attribute names must be strings of 1..255 characters")
-        if isinstance(value, float) and value != value:
-            raise _bad(f"{what}.{name}: NaN is not allowed")
-    return raw
+        _text(name, f"{what} attribute name")
+        if name.startswith(RESERVED_PREFIX):
+            raise _bad(f"{what}.{name}: attribute names starting with {RESERVED_PREFIX!r} are "
+                       "reserved for the wrapper")
+        out[name] = kv_value(value, f"{what}.{name}")
+    for name in KV_KEY:
+        if not isinstance(out.get(name), str) or not out[name]:
+            raise _bad(f"{what}.{name}: missing or not a non-empty string; the data table's key "
+                       f"is {' and '.join(KV_KEY)} (strings)")
+    if what == "key" and set(out) != set(KV_KEY):
+        extra = ", ".join(sorted(set(out) - set(KV_KEY)))
+        raise _bad(f"key: {extra} not part of the key; allowed: {', '.join(KV_KEY)}")
+    return out
 
 
-def parse(event: Any) -> Request:
-    """Check a wrapper request; raises ``DataError`` naming the first problem."""
+def parse(event: Any, engine: str = "postgres") -> Request:
+    """Check a wrapper request; raises ``DataError`` naming the first problem. ``engine``
+    (``postgres`` or ``mysql``) is the SQL dialect statements are parsed in."""
     if not isinstance(event, dict):
         raise _bad(f"request: expected a JSON object, got {type(event).__name__}")
-    size = len(json.dumps(event, default=str))
+    try:
+        size = len(json.dumps(event, default=str).encode("utf-8", "surrogatepass"))
+    except (ValueError, RecursionError):
+        raise _bad("request: not representable as JSON (nested too deep or a "
+                   "non-finite number)") from None
     if size > MAX_REQUEST_BYTES:
         raise DataError("PayloadTooLarge", f"request: {size} bytes; at most {MAX_REQUEST_BYTES}")
     op = event.get("op")
@@ -210,16 +206,14 @@ def parse(event: Any) -> Request:
         max_rows = event.get("max_rows", MAX_ROWS)
         if isinstance(max_rows, bool) or not isinstance(max_rows, int) or not 1 <= max_rows <= MAX_ROWS:  # noqa: E501
             raise _bad(f"max_rows: {max_rows!r} is not an integer in 1..{MAX_ROWS}")
-        stmt = check_sql(event["sql"], event.get("params"))
+        stmt = check_sql(event["sql"], event.get("params"), engine)
         if idem is not None and not stmt.writes:
-            raise _bad("idempotency_key: only for writing statements (INSERT, UPDATE, DELETE, WITH)")  # noqa: E501
+            raise _bad("idempotency_key: only for writing statements (INSERT, UPDATE, DELETE)")
         return Request(op, event, idem, statement=stmt, extra={"max_rows": max_rows})
     if op in ("kv.get", "kv.delete"):
-        _key(event["key"], "key")
-        return Request(op, event, idem)
+        return Request(op, event, idem, extra={"key": _key(event["key"], "key")})
     if op == "kv.put":
-        _key(event["item"], "item")
-        return Request(op, event, idem)
+        return Request(op, event, idem, extra={"item": _key(event["item"], "item")})
     if op == "object.list":
         prefix = event.get("prefix", "")
         limit = event.get("limit", 100)
@@ -241,11 +235,13 @@ def parse(event: Any) -> Request:
     if has_body:
         if not isinstance(event["body"], str):
             raise _bad("body: must be a string (use body_b64 for binary data)")
-        data = event["body"].encode()
+        data = _text(event["body"], "body").encode()
     else:
+        if not isinstance(event["body_b64"], str):
+            raise _bad(f"body_b64: must be a base64 string, got {type(event['body_b64']).__name__}")
         try:
-            data = base64.b64decode(str(event["body_b64"]), validate=True)
-        except ValueError:
+            data = base64.b64decode(event["body_b64"], validate=True)
+        except (ValueError, binascii.Error):
             raise _bad("body_b64: not valid base64") from None
     if len(data) > MAX_OBJECT_BYTES:
         raise DataError("PayloadTooLarge", f"object body: {len(data)} bytes; at most {MAX_OBJECT_BYTES}")  # noqa: E501

@@ -11,8 +11,10 @@
   wrapper at once: a wrapper outage costs one failed invoke, not a monitor round.
 * Every write carries an idempotency key (the caller's, or a fresh one), so the retry on the
   other wrapper, or on the same one after a retryable error, is applied at most once.
-* A wrapper answer with a retryable code (``NotPrimary``, ``Unavailable``) is retried once
-  after ``retry_delay_s``; anything else raises ``DataClientError`` with the wrapper's code.
+* A wrapper answer with a retryable code (``NotPrimary``, ``Unavailable``, ``Aborted``) is
+  retried once after ``retry_delay_s``; anything else (``Timeout``, ``PermissionDenied``,
+  ``Conflict``, ...) raises ``DataClientError`` with the wrapper's code: resending would get
+  the same answer.
 """
 
 from __future__ import annotations

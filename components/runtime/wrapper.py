@@ -7,14 +7,23 @@ from the database and bucket of the region the data pointer names, and answers
 * ``{"ok": false, "error": {"code": ..., "message": ..., "retryable": ...}, "served": ...}``.
 
 It never writes to a side that has not been promoted: SQL writes run on the server the
-pointer names, which refuses them while it is a replica or a fenced old primary
-(``NotPrimary``); key-value writes re-read the pointer (strongly consistent) before writing.
-The pointer is cached for ``STANDBY_POINTER_CACHE_S`` and re-read after a ``NotPrimary``.
+pointer names and first check, in the writing transaction, that it takes writes (a replica
+or a fenced old primary answers ``NotPrimary``); key-value writes re-read the pointer
+(strongly consistent) before writing. The pointer is cached for ``STANDBY_POINTER_CACHE_S``
+and re-read after a ``NotPrimary``. It fails closed: once the pointer has not been read for
+longer than the cache TTL, writes are refused (``Unavailable``, retryable); reads are served
+from the last value read for at most ``STANDBY_POINTER_MAX_STALE_S``.
+
+Every SQL statement runs under a statement timeout: ``STANDBY_STATEMENT_TIMEOUT_S``, cut to
+what the invocation has left (minus a margin to answer). Idempotency keys expire after
+``STANDBY_IDEMPOTENCY_TTL_S``. An unexpected exception answers ``Internal`` (never a crash
+the client would take for an unavailable wrapper).
 
 The AWS handler is ``components.runtime.aws.wrapper.handler``. Environment (set by
 ``WrapperLayer``):
 ``STANDBY_TOPOLOGY``, ``STANDBY_SIDE``, ``STANDBY_REGION``, ``STANDBY_POINTER_TABLE``,
-``STANDBY_POINTER_CACHE_S``, ``STANDBY_DB_ENGINE``, ``STANDBY_DATA_REGIONS`` and, by engine,
+``STANDBY_POINTER_CACHE_S``, ``STANDBY_POINTER_MAX_STALE_S``, ``STANDBY_STATEMENT_TIMEOUT_S``,
+``STANDBY_IDEMPOTENCY_TTL_S``, ``STANDBY_DB_ENGINE``, ``STANDBY_DATA_REGIONS`` and, by engine,
 ``STANDBY_DB_TABLE`` (DynamoDB) or ``STANDBY_DB_ENDPOINTS``/``STANDBY_DB_NAME``/
 ``STANDBY_DB_SECRET_ARN`` (SQL); ``STANDBY_BUCKETS`` when the topology has storage.
 """
@@ -34,9 +43,17 @@ from components.runtime.data_api import DataError, Request, parse
 from components.runtime.errors import ConfigError
 from components.runtime.observe import Log
 from components.runtime.pointer_cache import PointerCache, PointerUnavailable
-from components.runtime.sqldb import ENGINES, Endpoint, SqlPool
+from components.runtime.sqldb import (
+    ENGINES,
+    IDEMPOTENCY_TTL_S,
+    STATEMENT_TIMEOUT_S,
+    Endpoint,
+    SqlPool,
+)
 
 DB_ENGINES = (*ENGINES, "dynamodb")
+ANSWER_MARGIN_S = 1.0          # left to roll back and answer after a cancelled statement
+MIN_STATEMENT_TIMEOUT_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -53,6 +70,9 @@ class WrapperConfig:
     db_secret_arn: str | None = None
     buckets: dict[str, str] = field(default_factory=dict)
     timeout_s: float = 3.0
+    pointer_max_stale_s: float = 60.0
+    statement_timeout_s: float = STATEMENT_TIMEOUT_S
+    idempotency_ttl_s: float = IDEMPOTENCY_TTL_S
 
 
 def load_config(env: Mapping[str, str] | None = None) -> WrapperConfig:
@@ -69,6 +89,15 @@ def load_config(env: Mapping[str, str] | None = None) -> WrapperConfig:
     if engine and engine not in DB_ENGINES:
         problems.append(f"STANDBY_DB_ENGINE: {engine!r}; allowed: {', '.join(DB_ENGINES)}")
     cache_s = env_number(env, "STANDBY_POINTER_CACHE_S", 5.0, 0, 300, problems)
+    max_stale_s = env_number(env, "STANDBY_POINTER_MAX_STALE_S", max(60.0, cache_s), 0, 3600,
+                             problems)
+    if max_stale_s < cache_s:
+        problems.append(f"STANDBY_POINTER_MAX_STALE_S: {max_stale_s:g} is less than "
+                        f"STANDBY_POINTER_CACHE_S ({cache_s:g}); allowed: at least the cache TTL")
+    stmt_timeout_s = env_number(env, "STANDBY_STATEMENT_TIMEOUT_S", STATEMENT_TIMEOUT_S, 0.1,
+                                300, problems)
+    idem_ttl_s = env_number(env, "STANDBY_IDEMPOTENCY_TTL_S", IDEMPOTENCY_TTL_S, 60,
+                            30 * 86400, problems)
 
     def js(name: str, kind: type) -> Any:
         raw = env.get(name)
@@ -110,6 +139,8 @@ def load_config(env: Mapping[str, str] | None = None) -> WrapperConfig:
         data_regions=[str(r) for r in regions], db_table=env.get("STANDBY_DB_TABLE"),
         db_endpoints=endpoints, db_secret_arn=env.get("STANDBY_DB_SECRET_ARN"),
         buckets={str(k): str(v) for k, v in buckets.items()},
+        pointer_max_stale_s=max_stale_s, statement_timeout_s=stmt_timeout_s,
+        idempotency_ttl_s=idem_ttl_s,
     )
 
 
@@ -137,48 +168,70 @@ class Wrapper:
         return {"region": self.cfg.region, "side": self.cfg.side, "data_region": data_region,
                 "token": token}
 
-    def _data_pointer(self, fresh: bool = False) -> tuple[str, int]:
+    def _data_pointer(self, fresh: bool = False, writes: bool = True) -> tuple[str, int]:
+        # Fail closed: a write needs a pointer read within one TTL; a read may use an older
+        # one, but only up to the bounded staleness.
+        max_age = self.cfg.pointer_cache_s if writes else self.cfg.pointer_max_stale_s
         try:
-            return self.pointer.get(fresh)
+            return self.pointer.get(fresh, max_age=max_age)
         except PointerUnavailable as exc:
-            raise DataError("Unavailable", f"data pointer unreadable: {exc}") from None
+            what = "writes are refused" if writes else "reads are refused"
+            raise DataError("Unavailable", f"data pointer unreadable ({exc}); {what} until it "
+                            "is read again") from None
 
     def health(self) -> dict[str, Any]:
         try:
-            region, token = self._data_pointer()
+            region, token = self._data_pointer(writes=True)
         except DataError as exc:
             return {"ok": False, "detail": exc.message}
         return {"ok": True, "detail": f"data pointer -> {region} (token {token})"}
 
-    def handle(self, event: Any) -> dict[str, Any]:
+    def handle(self, event: Any, remaining_s: float | None = None) -> dict[str, Any]:
+        """Answer one request; ``remaining_s`` is what the invocation has left (the
+        statement timeout is cut to fit it)."""
         if isinstance(event, dict) and event.get("standby_probe") is True:
             return self.health()
         region: str | None = None
         token: int | None = None
         try:
-            req = parse(event)
-            region, token = self._data_pointer(fresh=req.writes and self.cfg.engine == "dynamodb")
+            req = parse(event, self.cfg.engine if self.cfg.engine in ENGINES else "postgres")
+            region, token = self._data_pointer(
+                fresh=req.writes and self.cfg.engine == "dynamodb", writes=req.writes)
             if region not in self.cfg.data_regions:
                 raise DataError("Internal", f"data pointer names {region!r}, not one of this "
                                 f"topology's data regions ({', '.join(self.cfg.data_regions)})")
-            result = self._dispatch(req, region)
-        except DataError as exc:
-            if exc.code == "NotPrimary":
+            result = self._dispatch(req, region, self._statement_timeout(remaining_s))
+        except Exception as exc:
+            if isinstance(exc, DataError):
+                err = exc
+            else:
+                # A bug must not crash the handler: the client would take the crash for an
+                # unavailable wrapper and resend.
+                self.log.error("unexpected error", error=f"{type(exc).__name__}: {exc}"[:500])
+                err = DataError("Internal", f"unexpected {type(exc).__name__}; see the "
+                                "wrapper's log")
+            if err.code == "NotPrimary":
                 self.pointer.invalidate()
-            if exc.code in ("Internal", "Unavailable", "NotPrimary"):
-                self.log.warning("request failed", code=exc.code, error=exc.message,
+            if err.code in ("Internal", "Unavailable", "NotPrimary"):
+                self.log.warning("request failed", code=err.code, error=err.message,
                                  data_region=region)
-            return {**exc.answer(), "served": self._served(region, token)}
+            return {**err.answer(), "served": self._served(region, token)}
         return {"ok": True, "result": result, "served": self._served(region, token)}
 
-    def _dispatch(self, req: Request, region: str) -> dict[str, Any]:
+    def _statement_timeout(self, remaining_s: float | None) -> float:
+        timeout = self.cfg.statement_timeout_s
+        if remaining_s is not None:
+            timeout = min(timeout, remaining_s - ANSWER_MARGIN_S)
+        return max(MIN_STATEMENT_TIMEOUT_S, timeout)
+
+    def _dispatch(self, req: Request, region: str, timeout_s: float) -> dict[str, Any]:
         if req.op == "sql":
             if self.cfg.engine not in ENGINES:
                 raise DataError("BadRequest", f"op sql: this topology's database is "
                                 f"{self.cfg.engine}; use kv.get, kv.put, kv.delete")
             assert req.statement is not None
             return self._pool(region).execute(req.statement, req.idempotency_key,
-                                              int(req.extra["max_rows"]))
+                                              int(req.extra["max_rows"]), timeout_s)
         if req.op.startswith("kv."):
             if self.cfg.engine != "dynamodb":
                 raise DataError("BadRequest", f"op {req.op}: this topology's database is "
@@ -197,7 +250,9 @@ class Wrapper:
                 if ep is None:
                     raise DataError("Internal", f"no database endpoint for {region}")
                 user, password = self.backends.credentials()
-                pool = self._pools[region] = SqlPool(ep, user, password, self.cfg.timeout_s)
+                pool = self._pools[region] = SqlPool(
+                    ep, user, password, self.cfg.timeout_s,
+                    idempotency_ttl_s=self.cfg.idempotency_ttl_s)
             return pool
 
     def close(self) -> None:
@@ -212,7 +267,8 @@ class WrapperHandler:
         self.wrapper = wrapper
 
     def __call__(self, event: Any, context: Any = None) -> dict[str, Any]:
-        return self.wrapper.handle(event)
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        return self.wrapper.handle(event, remaining() / 1000 if callable(remaining) else None)
 
 
 def make_handler(env: Mapping[str, str], backends: Backends,

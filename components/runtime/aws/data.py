@@ -1,19 +1,27 @@
-"""AWS side of the wrapper: the pointer table, Secrets Manager, DynamoDB and S3."""
+"""AWS side of the wrapper: the pointer table, Secrets Manager, DynamoDB and S3.
+
+A put (``kv.put``, ``object.put``) reads what it replaces first and writes only if that did
+not change in between (a version number on the item, the ETag on the object), carrying the
+idempotency keys applied to the item or object within the window (``recent_keys``): a late
+retry of an earlier write answers ``replayed`` instead of overwriting a newer one.
+"""
 
 from __future__ import annotations
 
 import base64
 import decimal
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from components.runtime import recent_keys
 from components.runtime.aws.clients import Clients, db_credentials, error_code
-from components.runtime.data_api import DataError, Request
+from components.runtime.data_api import KV_KEY, RESERVED_PREFIX, DataError, Request
 
 if TYPE_CHECKING:
     from components.runtime.wrapper import WrapperConfig
@@ -21,17 +29,21 @@ if TYPE_CHECKING:
 #: The wrapper answers within its own timeout: fail fast, retry once.
 WRAPPER_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=4,
                                retries={"max_attempts": 2, "mode": "standard"})
-IDEM_ATTR = "_standby_idem"
+IDEM_ATTR = "_standby_idem"  # recent idempotency keys (``recent_keys``), a list of maps
+VERSION_ATTR = "_standby_ver"  # bumped by every put: the condition of the next one
+RECENT_META = "standby-recent"  # S3 user metadata: recent keys as compact JSON
+S3_MAX_KEYS = 8  # user metadata is limited to 2 KB
+PUT_ATTEMPTS = 4
 _SER, _DES = TypeSerializer(), TypeDeserializer()
 _UNAVAILABLE = {"ProvisionedThroughputExceededException", "ThrottlingException",
                 "RequestLimitExceeded", "InternalServerError", "ServiceUnavailable",
                 "SlowDown", "InternalError"}
 
 
-def _to_ddb(value: Any) -> dict[str, Any]:
-    # Numbers travel as Decimal (DynamoDB's number type), never as binary floats.
-    converted = json.loads(json.dumps(value), parse_float=decimal.Decimal)
-    return {k: _SER.serialize(v) for k, v in converted.items()}
+def _to_ddb(value: Mapping[str, Any]) -> dict[str, Any]:
+    """``value`` was checked by ``data_api.kv_value``: numbers are already ``Decimal``
+    within DynamoDB's range and precision."""
+    return {k: _SER.serialize(v) for k, v in value.items()}
 
 
 def _from_ddb(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -46,7 +58,8 @@ def _from_ddb(item: Mapping[str, Any]) -> dict[str, Any]:
             return base64.b64encode(bytes(v)).decode()
         return v
 
-    return {k: plain(_DES.deserialize(v)) for k, v in item.items() if k != IDEM_ATTR}
+    return {k: plain(_DES.deserialize(v)) for k, v in item.items()
+            if not k.startswith(RESERVED_PREFIX)}
 
 
 def _map(exc: Exception, what: str) -> DataError:
@@ -63,9 +76,11 @@ def _map(exc: Exception, what: str) -> DataError:
 
 
 class AwsBackends:
-    def __init__(self, cfg: WrapperConfig, clients: Clients | None = None) -> None:
+    def __init__(self, cfg: WrapperConfig, clients: Clients | None = None,
+                 now: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
         self.clients = clients or Clients(config=WRAPPER_CLIENT_CONFIG)
+        self._now = now
 
     def read_pointer(self, key: str, consistent: bool) -> tuple[str, int]:
         item = self.clients.get("dynamodb", self.cfg.region).get_item(
@@ -86,33 +101,61 @@ class AwsBackends:
         table = str(self.cfg.db_table)
         try:
             if op == "kv.get":
-                item = ddb.get_item(TableName=table, Key=_to_ddb(req.body["key"]),
+                item = ddb.get_item(TableName=table, Key=_to_ddb(req.extra["key"]),
                                     ConsistentRead=True).get("Item")
                 if item is None:
                     raise DataError("NotFound", "kv.get: no item with this key")
                 return {"item": _from_ddb(item)}
             if op == "kv.delete":
-                ddb.delete_item(TableName=table, Key=_to_ddb(req.body["key"]))
+                ddb.delete_item(TableName=table, Key=_to_ddb(req.extra["key"]))
                 return {"deleted": True}
-            item = _to_ddb(req.body["item"])
-            if req.idempotency_key is None:
-                ddb.put_item(TableName=table, Item=item)
-                return {"replayed": False}
-            item[IDEM_ATTR] = {"S": req.idempotency_key}
-            try:
-                ddb.put_item(TableName=table, Item=item,
-                             ConditionExpression="attribute_not_exists(#i) OR #i <> :k",
-                             ExpressionAttributeNames={"#i": IDEM_ATTR},
-                             ExpressionAttributeValues={":k": {"S": req.idempotency_key}})
-            except ClientError as exc:
-                if error_code(exc) == "ConditionalCheckFailedException":
-                    return {"replayed": True}  # this exact write was applied before
-                raise
-            return {"replayed": False}
+            return self._put_item(ddb, table, req)
         except DataError:
             raise
         except (ClientError, BotoCoreError) as exc:
             raise _map(exc, f"{op} on {table} in {region}") from None
+
+    def _put_item(self, ddb: Any, table: str, req: Request) -> dict[str, Any]:
+        item: dict[str, Any] = req.extra["item"]
+        key = {k: item[k] for k in KV_KEY}
+        digest = recent_keys.content_hash(item)
+        for _ in range(PUT_ATTEMPTS):
+            old = ddb.get_item(TableName=table, Key=_to_ddb(key), ConsistentRead=True,
+                               ProjectionExpression="#i, #v",
+                               ExpressionAttributeNames={"#i": IDEM_ATTR, "#v": VERSION_ATTR},
+                               ).get("Item")
+            plain = {k: _DES.deserialize(v) for k, v in (old or {}).items()}
+            entries = recent_keys.from_plain(plain.get(IDEM_ATTR))
+            if req.idempotency_key is not None and recent_keys.seen(
+                    entries, req.idempotency_key, digest, "kv.put"):
+                return {"replayed": True}
+            entries = recent_keys.remember(entries, req.idempotency_key, digest,
+                                           int(self._now()), self.cfg.idempotency_ttl_s)
+            version = plain.get(VERSION_ATTR)
+            new = dict(item)
+            new[VERSION_ATTR] = decimal.Decimal(int(version or 0) + 1)
+            if entries:
+                new[IDEM_ATTR] = recent_keys.to_plain(entries)
+            cond: dict[str, Any]
+            if old is None:
+                cond = {"ConditionExpression": "attribute_not_exists(#k)",
+                        "ExpressionAttributeNames": {"#k": KV_KEY[0]}}
+            elif version is None:
+                cond = {"ConditionExpression": "attribute_exists(#k) AND attribute_not_exists(#v)",
+                        "ExpressionAttributeNames": {"#k": KV_KEY[0], "#v": VERSION_ATTR}}
+            else:
+                cond = {"ConditionExpression": "#v = :v",
+                        "ExpressionAttributeNames": {"#v": VERSION_ATTR},
+                        "ExpressionAttributeValues": {":v": _SER.serialize(version)}}
+            try:
+                ddb.put_item(TableName=table, Item=_to_ddb(new), **cond)
+            except ClientError as exc:
+                if error_code(exc) == "ConditionalCheckFailedException":
+                    continue  # another write landed in between: look again
+                raise
+            return {"replayed": False}
+        raise DataError("Aborted", f"kv.put: the item changed {PUT_ATTEMPTS} times while this "
+                        "write ran; resend")
 
     def objects(self, op: str, region: str, bucket: str, req: Request) -> dict[str, Any]:
         s3 = self.clients.get("s3", region)
@@ -123,15 +166,51 @@ class AwsBackends:
                 return {"key": req.body["key"], "body_b64": base64.b64encode(body).decode(),
                         "content_type": out.get("ContentType"), "size": len(body)}
             if op == "object.put":
-                meta = {"standby-idempotency-key": req.idempotency_key} if req.idempotency_key else {}  # noqa: E501
-                s3.put_object(Bucket=bucket, Key=req.body["key"], Body=req.data,
-                              ContentType=req.extra["content_type"], Metadata=meta)
-                return {"key": req.body["key"], "size": len(req.data or b"")}
+                return self._put_object(s3, bucket, req)
             out = s3.list_objects_v2(Bucket=bucket, Prefix=req.extra["prefix"],
                                      MaxKeys=req.extra["limit"])
             return {"objects": [{"key": o["Key"], "size": o["Size"]}
                                 for o in out.get("Contents", [])
                                 if not o["Key"].startswith("_standby-probe/")],
                     "truncated": bool(out.get("IsTruncated"))}
+        except DataError:
+            raise
         except (ClientError, BotoCoreError) as exc:
             raise _map(exc, f"{op} on {bucket} in {region}") from None
+
+    def _put_object(self, s3: Any, bucket: str, req: Request) -> dict[str, Any]:
+        key, data = req.body["key"], req.data or b""
+        digest = recent_keys.content_hash([base64.b64encode(data).decode(),
+                                           req.extra["content_type"]])
+        for _ in range(PUT_ATTEMPTS):
+            try:
+                head = s3.head_object(Bucket=bucket, Key=key)
+            except ClientError as exc:
+                if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+                    raise
+                head = None
+            meta = (head or {}).get("Metadata") or {}
+            try:
+                entries = recent_keys.from_plain(json.loads(meta.get(RECENT_META, "[]")))
+            except ValueError:
+                entries = []
+            if req.idempotency_key is not None and recent_keys.seen(
+                    entries, req.idempotency_key, digest, "object.put"):
+                return {"key": key, "size": len(data), "replayed": True}
+            entries = recent_keys.remember(entries, req.idempotency_key, digest,
+                                           int(self._now()), self.cfg.idempotency_ttl_s,
+                                           S3_MAX_KEYS)
+            new_meta = {RECENT_META: json.dumps(recent_keys.to_plain(entries),
+                                                separators=(",", ":"))} if entries else {}
+            # Written only over exactly what was read (S3 conditional writes).
+            cond = {"IfMatch": head["ETag"]} if head else {"IfNoneMatch": "*"}
+            try:
+                s3.put_object(Bucket=bucket, Key=key, Body=data,
+                              ContentType=req.extra["content_type"], Metadata=new_meta, **cond)
+            except ClientError as exc:
+                if error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                    continue
+                raise
+            return {"key": key, "size": len(data), "replayed": False}
+        raise DataError("Aborted", f"object.put: the object changed {PUT_ATTEMPTS} times while "
+                        "this write ran; resend")
