@@ -124,14 +124,14 @@ def write_deterministic_zip(src: Path, dest: Path, prefix: str = "python") -> No
                 continue
             files.append(((rel_root / n).as_posix(), Path(root) / n))
     files.sort()
-    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:
         for rel, path in files:
             info = zipfile.ZipInfo(f"{prefix}/{rel}", date_time=ZIP_EPOCH)
             mode = 0o755 if os.access(path, os.X_OK) else 0o644
             info.external_attr = (0o100000 | mode) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3  # unix, so the modes above are honoured
-            zf.writestr(info, path.read_bytes(), compresslevel=9)
+            zf.writestr(info, path.read_bytes())
 
 
 def build_drivers_layer(

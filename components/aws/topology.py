@@ -60,7 +60,8 @@ class AwsTopology:
         self.drivers: DriversLayer | None = None
         if self.data.db_primary is not None:
             self.drivers = DriversLayer(f"{name}-drivers", spec.name, spec.all_regions,
-                                        providers, project_dir, opts=child)
+                                        providers, project_dir,
+                                        opts=pulumi.ResourceOptions(parent=self.data))
 
         logic_secrets = self._logic_secrets(name, spec, providers, secret_values, parent)
         self.wrappers: dict[str, WrapperLayer] = {}
