@@ -27,7 +27,15 @@ _ENGINE = {"postgres": ("postgres", 5432), "mysql": ("mysql", 3306)}
 DB_USER = "standby_admin"
 
 
-def _arn_in_region(arn: str, region: str) -> str:
+def credentials_document(engine: str, port: int, dbname: str, password: Any) -> dict[str, Any]:
+    """The credentials secret's JSON, in the RDS-managed secret's shape that
+    ``components.runtime.aws.clients.db_credentials`` reads (``username``, ``password``)."""
+    return {"engine": engine, "username": DB_USER, "password": password, "port": port,
+            "dbname": dbname}
+
+
+def arn_in_region(arn: str, region: str) -> str:
+    """A replicated secret's ARN in ``region``: the primary's ARN with that region."""
     parts = arn.split(":")
     if len(parts) < 7 or parts[0] != "arn":
         raise ValueError(f"{arn!r} is not an ARN")
@@ -160,8 +168,7 @@ class DataLayer(pulumi.ComponentResource):
             f"{name}-db-secret-value",
             secret_id=secret.id,
             secret_string=pulumi.Output.json_dumps(
-                {"engine": engine, "username": DB_USER, "password": password.result,
-                 "port": port, "dbname": db.name}
+                credentials_document(engine, port, db.name, password.result)
             ),
             opts=opts_for(self.primary_region),
         )
@@ -169,7 +176,7 @@ class DataLayer(pulumi.ComponentResource):
         # A replica's ARN is the primary's with its own region (Secrets Manager user guide,
         # "Replicate secrets across Regions").
         self.db_secret_arns = {
-            r: secret.arn.apply(functools.partial(_arn_in_region, region=r))
+            r: secret.arn.apply(functools.partial(arn_in_region, region=r))
             for r in spec.all_regions
         }
         self.db_primary = aws.rds.Instance(

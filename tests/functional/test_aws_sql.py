@@ -17,10 +17,12 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pulumi
 import pytest
 
 import components.plan.run as plan_run
+from components.aws import data as data_mod
 from components.aws import layers
 from components.plan.mocks import PlanRun, RecordingMocks, Registration, _hex
 from tests.conftest import ROOT, minimal_raw, run_raw, run_stack
@@ -146,6 +148,29 @@ def test_credentials_secret_is_replicated_to_every_region(sql_run: PlanRun) -> N
         assert local.split(":")[3] == fn.region, name  # the runtime reads the ARN's region
         assert local.split(":")[4:] == arn.split(":")[4:]
         assert _allowed(_policy(sql_run, fn), "secretsmanager:GetSecretValue") == {local}
+
+
+def test_standby_region_reads_credentials_from_its_replica(aws: str) -> None:
+    """Against moto's Secrets Manager, which replicates to replica regions: the document the
+    program stores, read by the run-time credential reader through the standby region's ARN
+    (so from the standby region's endpoint). Without the replica that read fails, which is
+    what a standby wrapper met when the credentials lived in the primary region only."""
+    from components.runtime.aws.clients import Clients, db_credentials
+
+    primary = boto3.client("secretsmanager", region_name="us-east-1")
+    doc = data_mod.credentials_document("postgres", PORT, "app", "s3cr3t-generated")
+    made = primary.create_secret(Name="shop/db/app-test", SecretString=json.dumps(doc),
+                                 AddReplicaRegions=[{"Region": "us-west-2"}])
+    standby_arn = data_mod.arn_in_region(made["ARN"], "us-west-2")
+    assert standby_arn.split(":")[3] == "us-west-2"
+    clients = Clients(endpoint_url=aws)
+    assert db_credentials(clients, standby_arn, "us-east-1") == (data_mod.DB_USER,
+                                                                 "s3cr3t-generated")
+    lonely = primary.create_secret(Name="shop/db/app-primary-only",
+                                   SecretString=json.dumps(doc))
+    with pytest.raises(LookupError, match="ResourceNotFoundException"):
+        db_credentials(clients, data_mod.arn_in_region(lonely["ARN"], "us-west-2"),
+                       "us-east-1")
 
 
 def test_data_monitor_reads_the_secret_in_its_own_region(sql_run: PlanRun) -> None:
