@@ -73,8 +73,9 @@ class WrapperLayer(_TwoSided):
         account: pulumi.Input[str],
         pointer_table: aws.dynamodb.Table,
         data: DataLayer,
-        layers: list[pulumi.Input[str]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
+        *,
+        layers: list[pulumi.Input[str]] | None = None,
     ) -> None:
         self._start(f"{PACKAGE}:aws:WrapperLayer", name, opts)
         settings = spec.for_region(region).wrapper

@@ -72,7 +72,7 @@ class AwsTopology:
             table = self.pointers.tables[region]
             self.wrappers[region] = WrapperLayer(
                 f"{name}-wrapper-{region}", spec, region, p, self.account, table, self.data,
-                self._drivers(region), child,
+                child, layers=self._drivers(region),
             )
             self.logic[region] = LogicLayer(
                 f"{name}-logic-{region}", spec, region, p, self.account, table,
