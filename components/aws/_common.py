@@ -228,6 +228,7 @@ def lambda_function(
     parent: pulumi.Resource,
     provider: pulumi.ProviderResource,
     vpc: aws.lambda_.FunctionVpcConfigArgs | None = None,
+    layers: list[pulumi.Input[str]] | None = None,
     opts_extra: pulumi.ResourceOptions | None = None,
     tags: dict[str, str] | None = None,
 ) -> FunctionParts:
@@ -284,6 +285,7 @@ def lambda_function(
         timeout=timeout_s,
         environment=aws.lambda_.FunctionEnvironmentArgs(variables=env),
         vpc_config=vpc,
+        layers=layers or None,
         tags=tags,
         opts=fn_opts,
     )

@@ -4,22 +4,43 @@
   one active region at a time (the ``data`` pointer), so last-writer-wins never arbitrates
   between two live writers.
 - RDS PostgreSQL/MySQL: a Multi-AZ primary with an encrypted cross-region read replica.
-  The master password is managed by RDS in Secrets Manager (never in config).
+  The master password is generated at deploy time (never in config) and kept in a Secrets
+  Manager secret replicated to every region. The wrappers and the data monitor run in the
+  stack's VPCs with their own security groups; the database admits only those.
 - S3: a versioned, encrypted, private bucket in each data region, replicating in both
   directions (so a failback loses no object), with Replication Time Control as an option.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 
 from components.aws._common import PACKAGE, PolicyBuilder, assume_role_policy
 from components.spec import TopologySpec
 
 _ENGINE = {"postgres": ("postgres", 5432), "mysql": ("mysql", 3306)}
+DB_USER = "standby_admin"
+
+
+def credentials_document(engine: str, port: int, dbname: str, password: Any) -> dict[str, Any]:
+    """The credentials secret's JSON, in the RDS-managed secret's shape that
+    ``components.runtime.aws.clients.db_credentials`` reads (``username``, ``password``)."""
+    return {"engine": engine, "username": DB_USER, "password": password, "port": port,
+            "dbname": dbname}
+
+
+def arn_in_region(arn: str, region: str) -> str:
+    """A replicated secret's ARN in ``region``: the primary's ARN with that region."""
+    parts = arn.split(":")
+    if len(parts) < 7 or parts[0] != "arn":
+        raise ValueError(f"{arn!r} is not an ARN")
+    parts[3] = region
+    return ":".join(parts)
 
 
 class DataLayer(pulumi.ComponentResource):
@@ -31,7 +52,12 @@ class DataLayer(pulumi.ComponentResource):
     db_primary: aws.rds.Instance | None
     db_replica: aws.rds.Instance | None
     db_secret_arn: pulumi.Output[str] | None
+    db_secret_arns: dict[str, pulumi.Output[str]]
+    """The credentials secret's ARN in each region (the primary or its replica)."""
+    db_port: int | None
     db_security_groups: dict[str, aws.ec2.SecurityGroup]
+    wrapper_security_groups: dict[str, aws.ec2.SecurityGroup]
+    monitor_security_groups: dict[str, aws.ec2.SecurityGroup]
     buckets: dict[str, aws.s3.Bucket]
 
     def __init__(
@@ -51,7 +77,12 @@ class DataLayer(pulumi.ComponentResource):
         self.db_primary = None
         self.db_replica = None
         self.db_secret_arn = None
+        self.db_secret_arns = {}
+        self.db_port = None
         self.db_security_groups = {}
+        self.wrapper_security_groups = {}
+        self.monitor_security_groups = {}
+        self._subnets = {r: n.subnet_ids for r, n in spec.database.network.items()}
         self.buckets = {}
         tags = {"standby:topology": spec.name}
 
@@ -101,44 +132,53 @@ class DataLayer(pulumi.ComponentResource):
 
     def _sql(self, name: str, spec: TopologySpec, tags: dict[str, str]) -> None:
         engine, port = _ENGINE[self.engine]
+        self.db_port = port
         db = spec.database
         opts_for = self._on
+        data_regions = [self.primary_region, self.standby_region]
+        self._network(name, spec, tags, data_regions, port)
         subnet_groups: dict[str, aws.rds.SubnetGroup] = {}
-        for region in (self.primary_region, self.standby_region):
-            net = db.network[region]
-            sg = aws.ec2.SecurityGroup(
-                f"{name}-db-sg-{region}",
-                vpc_id=net.vpc_id,
-                description=f"{spec.name} database: {engine} from the topology's functions",
-                tags=tags,
-                opts=opts_for(region),
-            )
-            # Functions share this group; the database admits only members of it.
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-db-sg-{region}-self",
-                security_group_id=sg.id,
-                referenced_security_group_id=sg.id,
-                ip_protocol="tcp",
-                from_port=port,
-                to_port=port,
-                opts=opts_for(region),
-            )
-            aws.vpc.SecurityGroupEgressRule(
-                f"{name}-db-sg-{region}-egress",
-                security_group_id=sg.id,
-                cidr_ipv4="0.0.0.0/0",
-                ip_protocol="tcp",
-                from_port=443,
-                to_port=443,
-                opts=opts_for(region),
-            )
-            self.db_security_groups[region] = sg
+        for region in data_regions:
             subnet_groups[region] = aws.rds.SubnetGroup(
                 f"{name}-db-subnets-{region}",
-                subnet_ids=net.subnet_ids,
+                subnet_ids=db.network[region].subnet_ids,
                 tags=tags,
                 opts=opts_for(region),
             )
+        # RDS refuses a cross-region read replica of a source whose master password it manages
+        # in Secrets Manager (every engine but SQL Server), so the password is generated here,
+        # kept only in Pulumi's encrypted state and in our own secret, replicated to every
+        # region so a wrapper or monitor reads it locally while the primary region is down.
+        password = random.RandomPassword(
+            f"{name}-db-password",
+            length=40,
+            special=False,  # RDS forbids / @ " and space; 40 alphanumerics is ~238 bits
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        secret = aws.secretsmanager.Secret(
+            f"{name}-db-secret",
+            name_prefix=f"{spec.name}/db/{db.name}-",
+            description=f"{spec.name}: {engine} master credentials (replicated to every region)",
+            recovery_window_in_days=7,
+            replicas=[{"region": r} for r in spec.all_regions if r != self.primary_region],
+            tags=tags,
+            opts=opts_for(self.primary_region),
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{name}-db-secret-value",
+            secret_id=secret.id,
+            secret_string=pulumi.Output.json_dumps(
+                credentials_document(engine, port, db.name, password.result)
+            ),
+            opts=opts_for(self.primary_region),
+        )
+        self.db_secret_arn = secret.arn
+        # A replica's ARN is the primary's with its own region (Secrets Manager user guide,
+        # "Replicate secrets across Regions").
+        self.db_secret_arns = {
+            r: secret.arn.apply(functools.partial(arn_in_region, region=r))
+            for r in spec.all_regions
+        }
         self.db_primary = aws.rds.Instance(
             f"{name}-db-primary",
             identifier=f"{spec.name}-{db.name}-primary".lower().replace("_", "-"),
@@ -146,8 +186,8 @@ class DataLayer(pulumi.ComponentResource):
             instance_class=db.instance_class,
             allocated_storage=db.storage_gb,
             db_name=db.name,
-            username="standby_admin",
-            manage_master_user_password=True,
+            username=DB_USER,
+            password=password.result,
             multi_az=True,
             storage_encrypted=True,
             backup_retention_period=7,  # replicas need automated backups on the source
@@ -158,9 +198,6 @@ class DataLayer(pulumi.ComponentResource):
             publicly_accessible=False,
             tags=tags,
             opts=opts_for(self.primary_region),
-        )
-        self.db_secret_arn = self.db_primary.master_user_secrets.apply(
-            lambda s: (s[0].secret_arn or "") if s else ""
         )
         if db.replica:
             key = aws.kms.Key(
@@ -190,6 +227,111 @@ class DataLayer(pulumi.ComponentResource):
                     pulumi.ResourceOptions(ignore_changes=["replicateSourceDb"]),
                 ),
             )
+
+    def _network(
+        self, name: str, spec: TopologySpec, tags: dict[str, str], data_regions: list[str],
+        port: int,
+    ) -> None:
+        """Security groups: the database admits the wrappers and the data monitor only.
+
+        Every region gets a wrapper group and a data-monitor group (its functions run in that
+        region's ``database.network``); each data region gets a database group. Inside a region
+        the rules reference groups. Across regions AWS cannot reference a group through
+        inter-region VPC peering, so the database admits the other regions' function subnets
+        by CIDR, and those VPCs must be peered (or joined by a Transit Gateway) with routes.
+        """
+        net = spec.database.network
+        for region in spec.all_regions:
+            vpc_id = net[region].vpc_id
+            for role, groups in (("wrapper", self.wrapper_security_groups),
+                                 ("monitor", self.monitor_security_groups)):
+                sg = aws.ec2.SecurityGroup(
+                    f"{name}-{role}-sg-{region}",
+                    vpc_id=vpc_id,
+                    description=f"{spec.name} {role} functions: database port and AWS APIs",
+                    tags=tags,
+                    opts=self._on(region),
+                )
+                groups[region] = sg
+                # AWS APIs (DynamoDB, Secrets Manager, CloudWatch, SNS, RDS, Lambda) through
+                # VPC endpoints or a NAT gateway; both are reached on 443.
+                aws.vpc.SecurityGroupEgressRule(
+                    f"{name}-{role}-sg-{region}-https",
+                    security_group_id=sg.id,
+                    cidr_ipv4="0.0.0.0/0",
+                    ip_protocol="tcp",
+                    from_port=443,
+                    to_port=443,
+                    description="AWS APIs via VPC endpoints or NAT",
+                    opts=self._on(region),
+                )
+        for region in data_regions:
+            self.db_security_groups[region] = aws.ec2.SecurityGroup(
+                f"{name}-db-sg-{region}",
+                vpc_id=net[region].vpc_id,
+                description=f"{spec.name} database: the wrappers and the data monitor only",
+                tags=tags,
+                opts=self._on(region),
+            )
+        cidrs = {
+            r: [
+                aws.ec2.get_subnet_output(
+                    id=subnet,
+                    opts=pulumi.InvokeOutputOptions(provider=self._providers[r], parent=self),
+                ).cidr_block
+                for subnet in net[r].subnet_ids
+            ]
+            for r in spec.all_regions
+        }
+        for db_region in data_regions:
+            db_sg = self.db_security_groups[db_region]
+            for region in spec.all_regions:
+                for role, groups in (("wrapper", self.wrapper_security_groups),
+                                     ("monitor", self.monitor_security_groups)):
+                    fn_sg = groups[region]
+                    rule = f"{name}-{role}-{region}-to-db-{db_region}"
+                    if region == db_region:
+                        aws.vpc.SecurityGroupIngressRule(
+                            f"{rule}-in", security_group_id=db_sg.id,
+                            referenced_security_group_id=fn_sg.id, ip_protocol="tcp",
+                            from_port=port, to_port=port, description=f"{role} functions",
+                            opts=self._on(db_region),
+                        )
+                        aws.vpc.SecurityGroupEgressRule(
+                            f"{rule}-out", security_group_id=fn_sg.id,
+                            referenced_security_group_id=db_sg.id, ip_protocol="tcp",
+                            from_port=port, to_port=port, description=f"database in {db_region}",
+                            opts=self._on(region),
+                        )
+                        continue
+                    for i, cidr in enumerate(cidrs[db_region]):
+                        aws.vpc.SecurityGroupEgressRule(
+                            f"{rule}-out-{i}", security_group_id=fn_sg.id, cidr_ipv4=cidr,
+                            ip_protocol="tcp", from_port=port, to_port=port,
+                            description=f"database in {db_region} (peered VPC)",
+                            opts=self._on(region),
+                        )
+                # Both roles share the region's subnets, so one rule per subnet admits both.
+                if region != db_region:
+                    for i, cidr in enumerate(cidrs[region]):
+                        aws.vpc.SecurityGroupIngressRule(
+                            f"{name}-db-sg-{db_region}-from-{region}-{i}",
+                            security_group_id=db_sg.id, cidr_ipv4=cidr, ip_protocol="tcp",
+                            from_port=port, to_port=port,
+                            description=f"wrappers and data monitor in {region} (peered VPC)",
+                            opts=self._on(db_region),
+                        )
+
+    def function_vpc(self, region: str, role: str) -> aws.lambda_.FunctionVpcConfigArgs | None:
+        """VPC config for a wrapper (``role="wrapper"``) or the data monitor in ``region``;
+        ``None`` when the engine needs no VPC (DynamoDB)."""
+        groups = {"wrapper": self.wrapper_security_groups,
+                  "monitor": self.monitor_security_groups}[role]
+        if region not in groups:
+            return None
+        return aws.lambda_.FunctionVpcConfigArgs(
+            subnet_ids=self._subnets[region], security_group_ids=[groups[region].id]
+        )
 
     def _buckets(
         self,

@@ -7,7 +7,9 @@ Logic functions run the user's code. ``logic.standby_version`` decides what the 
 
 Wrapper functions run this package's run-time code (``components.runtime``) and are the
 only path to the data. Only the logic functions' roles are granted ``lambda:InvokeFunction``
-on them.
+on them. On a SQL engine they run in the region's VPC with their own security group and get
+the drivers layer (``components.aws.layers``); logic functions never do, as they never talk
+to the database directly.
 """
 
 from __future__ import annotations
@@ -72,17 +74,13 @@ class WrapperLayer(_TwoSided):
         pointer_table: aws.dynamodb.Table,
         data: DataLayer,
         opts: pulumi.ResourceOptions | None = None,
+        *,
+        layers: list[pulumi.Input[str]] | None = None,
     ) -> None:
         self._start(f"{PACKAGE}:aws:WrapperLayer", name, opts)
         settings = spec.for_region(region).wrapper
-        vpc = None
-        if data.db_security_groups:
-            net = spec.database.network[region]
-            sg = data.db_security_groups.get(region)
-            vpc = aws.lambda_.FunctionVpcConfigArgs(
-                subnet_ids=net.subnet_ids,
-                security_group_ids=[sg.id] if sg is not None else [],
-            )
+        vpc = data.function_vpc(region, "wrapper")
+        secret_arn = data.db_secret_arns.get(region)
         for side in SIDES:
             fname = fn_name(spec.name, "wrap", region_short(region), side)
             policy = PolicyBuilder().allow(["dynamodb:GetItem"], [pointer_table.arn])
@@ -98,8 +96,8 @@ class WrapperLayer(_TwoSided):
                     ],
                     list(data.table_arns.values()),
                 )
-            if data.db_secret_arn is not None:
-                policy.allow(["secretsmanager:GetSecretValue"], [data.db_secret_arn])
+            if secret_arn is not None:
+                policy.allow(["secretsmanager:GetSecretValue"], [secret_arn])
             if data.buckets:
                 policy.allow(["s3:ListBucket"], [b.arn for b in data.buckets.values()])
                 policy.allow(
@@ -124,8 +122,9 @@ class WrapperLayer(_TwoSided):
                     endpoints[data.standby_region] = data.db_replica.endpoint
                 env["STANDBY_DB_ENDPOINTS"] = pulumi.Output.json_dumps(endpoints)
                 env["STANDBY_DB_NAME"] = spec.database.name
-                assert data.db_secret_arn is not None
-                env["STANDBY_DB_SECRET_ARN"] = data.db_secret_arn
+                assert secret_arn is not None
+                # This region's replica of the secret: readable while another region is down.
+                env["STANDBY_DB_SECRET_ARN"] = secret_arn
             if data.buckets:
                 env["STANDBY_BUCKETS"] = pulumi.Output.json_dumps(
                     {r: b.bucket for r, b in data.buckets.items()}
@@ -145,6 +144,7 @@ class WrapperLayer(_TwoSided):
                 parent=self,
                 provider=provider,
                 vpc=vpc,
+                layers=layers,
                 tags={"standby:topology": spec.name, "standby:layer": "wrapper"},
             )
             self._add(side, parts, fname, region, account)

@@ -69,7 +69,12 @@ class LayerMonitor(pulumi.ComponentResource):
         alert_key: aws.kms.Key,
         webhooks: list[tuple[str, pulumi.Output[str]]],
         opts: pulumi.ResourceOptions | None = None,
+        *,
+        vpc: aws.lambda_.FunctionVpcConfigArgs | None = None,
+        layers: list[pulumi.Input[str]] | None = None,
     ) -> None:
+        """``vpc`` and ``layers``: the SQL data monitor probes a private database, so it runs
+        in the region's VPC with the drivers layer; every other monitor runs outside a VPC."""
         super().__init__(f"{PACKAGE}:aws:LayerMonitor", name, None, opts)
         self.layer, self.region = layer, region
         o = pulumi.ResourceOptions(parent=self, provider=provider)
@@ -119,6 +124,8 @@ class LayerMonitor(pulumi.ComponentResource):
             policy=policy,
             parent=self,
             provider=provider,
+            vpc=vpc,
+            layers=layers,
             tags={"standby:topology": spec.name, "standby:layer": layer},
         )
         fn = self.function.function

@@ -20,6 +20,7 @@ from components.aws.data import DataLayer
 from components.aws.dns import FORCE_METRIC, DnsLayer
 from components.aws.functions import LogicLayer, WrapperLayer
 from components.aws.gateway import STAGE_VARIABLE, GatewayLayer
+from components.aws.layers import DriversLayer
 from components.aws.monitor import LayerMonitor
 from components.aws.pointers import PointerStore
 from components.spec import LAYERS, Layer, TopologySpec
@@ -57,6 +58,12 @@ class AwsTopology:
         )
         self.pointers = PointerStore(f"{name}-pointers", spec, providers, child)
         self.data = DataLayer(f"{name}-data", spec, providers, self.account, child)
+        # Only the SQL engines need drivers, and only the wrappers and the data monitor get them.
+        self.drivers: DriversLayer | None = None
+        if self.data.db_primary is not None:
+            self.drivers = DriversLayer(f"{name}-drivers", spec.name, spec.all_regions,
+                                        providers, project_dir,
+                                        opts=pulumi.ResourceOptions(parent=self.data))
 
         logic_secrets = self._logic_secrets(name, spec, providers, secret_values, parent)
         self.wrappers: dict[str, WrapperLayer] = {}
@@ -66,7 +73,8 @@ class AwsTopology:
             p = providers[region]
             table = self.pointers.tables[region]
             self.wrappers[region] = WrapperLayer(
-                f"{name}-wrapper-{region}", spec, region, p, self.account, table, self.data, child
+                f"{name}-wrapper-{region}", spec, region, p, self.account, table, self.data,
+                child, layers=self._drivers(region),
             )
             self.logic[region] = LogicLayer(
                 f"{name}-logic-{region}", spec, region, p, self.account, table,
@@ -107,9 +115,14 @@ class AwsTopology:
                     self.control.alert_keys[region],
                     self.control.webhook_secrets[region],
                     pulumi.ResourceOptions(parent=owner),
+                    vpc=self.data.function_vpc(region, "monitor") if layer == "data" else None,
+                    layers=self._drivers(region) if layer == "data" else None,
                 )
         self._lag_alarm(name, providers)
         self.dashboard = self._dashboard(name, providers)
+
+    def _drivers(self, region: str) -> list[pulumi.Input[str]] | None:
+        return [self.drivers.arns[region]] if self.drivers is not None else None
 
     # -- secrets for the logic functions ---------------------------------------------------
 
@@ -328,6 +341,8 @@ class AwsTopology:
                     )
             policy.allow(["dynamodb:DescribeTable"], list(data.table_arns.values()))
         if data.db_primary is not None:
+            # This monitor's own region's copy of the secret: readable in a region outage.
+            secret_arn = data.db_secret_arns[region]
             instances = [(data.primary_region, data.db_primary)]
             if data.db_replica is not None:
                 instances.append((data.standby_region, data.db_replica))
@@ -335,12 +350,11 @@ class AwsTopology:
                 probes.append(
                     {"scope": "data", "kind": "sql", "engine": data.engine, "region": r,
                      "side": _side(data, r), "host": inst.address, "port": inst.port,
-                     "database": self.spec.database.name, "secret_arn": data.db_secret_arn,
+                     "database": self.spec.database.name, "secret_arn": secret_arn,
                      "instance_id": inst.identifier}
                 )
             policy.allow(["rds:DescribeDBInstances"], [inst.arn for _, inst in instances])
-            assert data.db_secret_arn is not None
-            policy.allow(["secretsmanager:GetSecretValue"], [data.db_secret_arn])
+            policy.allow(["secretsmanager:GetSecretValue"], [secret_arn])
             if data.db_replica is not None:
                 switch.append(
                     {
