@@ -111,6 +111,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
             name = str(args.args.get("name", "example.com"))
             zid = "Z" + _hex(name, 12).upper()
             return {"zoneId": zid, "id": zid, "name": name, "arn": f"arn:aws:route53:::hostedzone/{zid}"}, []  # noqa: E501
+        if args.token == "aws:ec2/getSubnet:getSubnet":
+            # A stable, distinct /24 per subnet id, so cross-region CIDR rules are visible.
+            sid = str(args.args.get("id", "subnet-plan"))
+            octets = int(_hex(sid, 4), 16)
+            return {"id": sid, "vpcId": "vpc-" + _hex(sid, 8),
+                    "cidrBlock": f"10.{octets >> 8 & 255}.{octets & 255}.0/24"}, []
         return {}, []
 
     # -- realistic computed outputs -------------------------------------------------------
@@ -119,6 +125,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
         out = dict(inputs)
         out.setdefault("id", rid)
         pkg, _, rest = typ.partition(":")
+        if typ == "random:index/randomPassword:RandomPassword":
+            # Deterministic stand-in of the generated secret (never a real credential).
+            length = int(inputs.get("length", 32))
+            out["result"] = (_hex(name, 64) * (length // 64 + 1))[:length]
+            return out
         if pkg != "aws":
             return out
         module = rest.split(":")[0].split("/")[0]
