@@ -87,12 +87,10 @@ class WrapperLayer(_TwoSided):
             if data.table_arns:
                 policy.allow(
                     [
+                        # exactly what AwsBackends calls (iam_actions.UNITS)
                         "dynamodb:GetItem",
                         "dynamodb:PutItem",
-                        "dynamodb:UpdateItem",
                         "dynamodb:DeleteItem",
-                        "dynamodb:Query",
-                        "dynamodb:ConditionCheckItem",
                     ],
                     list(data.table_arns.values()),
                 )
@@ -194,6 +192,8 @@ class LogicLayer(_TwoSided):
                     "STANDBY_POINTER_CACHE_S": str(settings.wrapper.pointer_cache_s),
                     "STANDBY_WRAPPER_PRIMARY": wrapper.names["primary"],
                     "STANDBY_WRAPPER_STANDBY": wrapper.names["standby"],
+                    # The example app (and any app on the data client) picks kv or SQL by it.
+                    "STANDBY_DB_ENGINE": spec.database.engine or "dynamodb",
                 }
             )
             for key, arn in secret_arns.items():

@@ -71,7 +71,7 @@ class Call:
     """The kind of resource the call is on; the test resolves it from a role's wiring:
     state_table, pointer_table, data_table, bucket, bucket_probe_object, bucket_object,
     function, rest_stage, http_integration, metric, alarm, hosted_zone, db_instance,
-    db_secret, webhook_secret, topic, monitor_function."""
+    db_secret, webhook_secret, topic, monitor_function, db_parameter_group."""
     items: tuple[str, ...] = ()
     """``TransactItems`` entry keys, for ``transact_write_items``."""
 
@@ -130,6 +130,11 @@ UNITS: dict[tuple[str, str], tuple[Call, ...]] = {
         _c("rds", "describe_db_instances", "db_instance"),
         _c("rds", "promote_read_replica", "db_instance"),
     ),
+    # Opt-in (`fence: parameter_group`); not in SWITCH_UNITS, so no plan grants it.
+    ("aws/db_switchers.py", "fence_by_parameter_group"): (
+        _c("rds", "describe_db_instances", "db_instance"),
+        _c("rds", "modify_db_parameter_group", "db_parameter_group"),
+    ),
     ("aws/data.py", "AwsBackends"): (
         _c("dynamodb", "get_item", "pointer_table"),
         _c("dynamodb", "get_item", "data_table"),
@@ -137,6 +142,7 @@ UNITS: dict[tuple[str, str], tuple[Call, ...]] = {
         _c("dynamodb", "delete_item", "data_table"),
         _c("s3", "get_object", "bucket_object"),
         _c("s3", "put_object", "bucket_object"),
+        _c("s3", "head_object", "bucket_object"),
         _c("s3", "list_objects_v2", "bucket"),
     ),
     ("aws/data_client.py", "from_env"): (

@@ -45,7 +45,7 @@ from components.runtime.lease import Lease, StateStore, SwitchRecord
 from components.runtime.notify import Alert, Notifier
 from components.runtime.observe import Log
 from components.runtime.probes import Probe, ProbeResult, run_probes
-from components.runtime.verdict import assess
+from components.runtime.verdict import assess_scope
 
 #: A lease outlives the slowest switch we allow; a holder never starts a target switch with
 #: less than MIN_LEASE_LEFT_S left (more than ``lease.MAX_CLIENT_SKEW_S``).
@@ -103,6 +103,18 @@ class Monitor:
     """Unique per invocation (the Lambda request id when there is one)."""
     _alerted: set[str] = field(default_factory=set)
 
+    def __post_init__(self) -> None:
+        # Switchers whose heartbeat can find something only a human can fix (a SQL pair
+        # with no writable side) alert through this monitor's channels.
+        for sw in self.switchers.values():
+            bind = getattr(sw, "bind_alerts", None)
+            if callable(bind):
+                bind(self._switcher_alert)
+
+    def _switcher_alert(self, title: str, text: str) -> None:
+        self._alert("critical", f"{self.config.layer}: {title}", text, self.config.layer,
+                    once=f"switcher:{title}")
+
     @property
     def me(self) -> str:
         return self.config.region
@@ -148,10 +160,19 @@ class Monitor:
         on_standby: list[bool] = []
         for scope in cfg.scopes:
             targets = [t for t in cfg.switch if str(t["scope"]) == scope]
-            primary_ok, standby_ok = assess(cfg.layer, scope, targets, results)
+            verdict = assess_scope(cfg.layer, scope, targets, results)
+            primary_ok, standby_ok = verdict.pair
+            for r in verdict.reported:
+                # A dependency (a bucket for the data layer) never moves this layer, but a
+                # human must know: it may need its own failover or a fix.
+                self._alert("warning", f"{cfg.layer}/{scope}: {r.kind} failing on {r.side}",
+                            f"{r.detail} (reported, not switched: the {r.kind} probe is a "
+                            "dependency of this layer)", scope, once=f"dep:{scope}:{r.kind}:"
+                            f"{r.side}")
             evidence: dict[str, Any] = {
                 "probes": [r.brief() for r in results
-                           if r.scope == scope or cfg.layer in ("data", "dns")]}
+                           if r.scope == scope or cfg.layer in ("data", "dns")],
+                "verdict": list(verdict.notes)}
             try:
                 outcome, after = self._scope_round(scope, targets, now, primary_ok,
                                                    standby_ok, evidence, verdict_at)

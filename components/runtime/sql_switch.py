@@ -261,6 +261,11 @@ class SqlPromoteSwitcher:
             f"and promote. Finish it (switch to {other(active)}) or roll it back (switch to "
             f"{active}: it is unfenced while {other(active)} is still its replica).")
 
+    def bind_alerts(self, alert: Alert) -> None:
+        """The monitor offers its alert channel (``Monitor.__post_init__``)."""
+        if self.alert is None:
+            self.alert = alert
+
     def _raise_alert(self, key: str, title: str, text: str) -> None:
         if self.alert is None:
             raise SwitchError(f"{title}: {text}")  # the monitor logs a failed heartbeat

@@ -250,7 +250,7 @@ def _direct_http_raw() -> dict[str, Any]:
 def _webhook_arn_raw() -> dict[str, Any]:
     raw = minimal_raw()
     raw["alerting"] = {"webhooks": [{"kind": "slack", "url": {
-        "secret_store": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:shop/slack"}}]}
+        "secret_store": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:shop/slack-Ab12Cd"}}]}
     return raw
 
 
@@ -530,10 +530,6 @@ def test_no_monitor_grant_is_unused(name: str) -> None:
     assert not mine, "\n".join(mine)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "components/aws/functions.py (owned by another engineer) grants the wrapper "
-    "dynamodb:UpdateItem/Query/ConditionCheckItem on the data tables, which its code never "
-    "calls; reported to the lead"))
 def test_no_wrapper_or_logic_grant_is_unused() -> None:
     _, unused, _ = checked("aws-dev")
     others = [u for u in unused if "(monitor)" not in u]

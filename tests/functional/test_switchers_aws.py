@@ -18,7 +18,7 @@ from components.runtime.aws.switchers import (
     RecordSwitcher,
     StageVariableSwitcher,
 )
-from components.runtime.engine import ScopeState
+from components.runtime.engine import Intent, ScopeState
 from components.runtime.errors import StaleToken
 from components.runtime.lease import SwitchRecord
 from components.sandbox import world as w
@@ -202,6 +202,9 @@ def test_monitor_round_reconciles_the_stage_to_the_committed_side() -> None:
     store = DynamoStateStore(Clients(), "shop-standby-state", w.R2)
     lease = store.acquire("gateway", "ops:test", 100.0, 60.0)
     assert lease is not None
+    store.begin(lease, w.R1, "primary", Intent(lease.token, "standby", "primary", lease.holder,
+                                               ("apigw_stage_variable",), 0, 100.0, "drill"),
+                100.5)
     store.commit(lease, w.R1, "primary", ScopeState(active="standby", last_switch_at=100.0),
                  SwitchRecord("gateway", w.R1, 100.0, "ops:test", "primary", "standby",
                               lease.token, "drill"), 101.0)

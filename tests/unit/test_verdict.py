@@ -80,7 +80,7 @@ def test_replica_of_a_dead_primary_that_applied_all_it_received_is_promotable() 
     # Seconds_Behind_Master NULL (lag unknown) and failover never happened. A replica whose
     # replication stopped but that has applied everything it received is as current as it
     # can be; the rest is the unplanned loss the switch reports.
-    stopped = {"replicating": False, "lag_s": None, "received_age_s": 4.0}
+    stopped: dict[str, Any] = {"replicating": False, "lag_s": None, "received_age_s": 4.0}
     dead = sql("primary", ok=False)
     caught_up = sql("standby", applied_all_received=True, **stopped)
     assert assess("data", "data", [RDS], [dead, caught_up]) == (False, True)

@@ -83,8 +83,10 @@ class RdsPromoteSwitcher:
         if not source:
             self.last["already_promoted"] = True
             return  # already promoted: idempotent
-        undo = self._fence(str(source), str(target["region"])) if mode == "parameter_group" \
-            else None
+        undo = None
+        if mode == "parameter_group":
+            undo = fence_by_parameter_group(self.clients, str(source), str(target["region"]),
+                                            self.last)
         try:
             self.clients.get("rds", target["region"]).promote_read_replica(
                 DBInstanceIdentifier=target["instance_id"])
@@ -96,50 +98,57 @@ class RdsPromoteSwitcher:
             raise SwitchError(f"promote {target['instance_id']}: {exc}") from None
         self.last["promoted"] = True
 
-    def _fence(self, source: str, default_region: str) -> Callable[[], None] | None:
-        """Set the old primary read-only; returns how to undo it, or None if its region's
-        API is unreachable. Raises ``SwitchError`` on any other failure."""
-        region = source.split(":")[3] if source.startswith("arn:") else default_region
-        instance = source.rsplit(":", 1)[-1]
-        rds = self.clients.get("rds", region)
-        try:
-            old = rds.describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"][0]
-            engine = str(old["Engine"])
-            param = _READ_ONLY_PARAMETER.get(engine)
-            if param is None:
-                raise SwitchError(f"cannot fence {instance}: engine {engine!r}; allowed: "
-                                  f"{', '.join(_READ_ONLY_PARAMETER)}")
-            group = str(old["DBParameterGroups"][0]["DBParameterGroupName"])
-            if group.startswith("default."):
-                raise SwitchError(
-                    f"cannot fence {instance}: it uses the default parameter group {group}, "
-                    "which cannot be modified. Give it its own parameter group, or set the "
-                    "target's fence to pointer_order; not promoting")
-            name, on, off = param
-
-            def set_to(value: str) -> None:
-                rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=[
-                    {"ParameterName": name, "ParameterValue": value, "ApplyMethod": "immediate"}])
-
-            set_to(on)
-        except _UNREACHABLE as exc:
-            self.last.update(fenced=False, unreachable=str(exc))
-            return None  # the old primary's region is cut off: nothing to fence through
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "DBInstanceNotFound":
-                self.last.update(fenced=False, gone=instance)
-                return None
-            raise SwitchError(f"could not fence {instance} in {region} (its region answers, "
-                              f"so it may still take writes): {exc}; not promoting") from None
-        except BotoCoreError as exc:
-            raise SwitchError(f"could not fence {instance} in {region}: {exc}; "
-                              "not promoting") from None
-        self.last.update(fenced=True, parameter_group=group, parameter=name)
-        return lambda: set_to(off)
-
     def current(self, target: Mapping[str, Any]) -> Side | None:
         promoted = not self._describe(target).get("ReadReplicaSourceDBInstanceIdentifier")
         return "standby" if promoted else "primary"
+
+
+def fence_by_parameter_group(clients: Clients, source: str, default_region: str,
+                             last: dict[str, Any]) -> Callable[[], None] | None:
+    """The opt-in ``fence: parameter_group`` of ``rds_promote``: set the old primary's
+    read-only parameter in its own parameter group. The components do not grant
+    ``rds:ModifyDBParameterGroup`` (the default ``pointer_order`` needs none), so a user who
+    opts in adds that grant on the instance's parameter group.
+
+    Set the old primary read-only; returns how to undo it, or None if its region's
+    API is unreachable. Raises ``SwitchError`` on any other failure."""
+    region = source.split(":")[3] if source.startswith("arn:") else default_region
+    instance = source.rsplit(":", 1)[-1]
+    rds = clients.get("rds", region)
+    try:
+        old = rds.describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"][0]
+        engine = str(old["Engine"])
+        param = _READ_ONLY_PARAMETER.get(engine)
+        if param is None:
+            raise SwitchError(f"cannot fence {instance}: engine {engine!r}; allowed: "
+                              f"{', '.join(_READ_ONLY_PARAMETER)}")
+        group = str(old["DBParameterGroups"][0]["DBParameterGroupName"])
+        if group.startswith("default."):
+            raise SwitchError(
+                f"cannot fence {instance}: it uses the default parameter group {group}, "
+                "which cannot be modified. Give it its own parameter group, or set the "
+                "target's fence to pointer_order; not promoting")
+        name, on, off = param
+
+        def set_to(value: str) -> None:
+            rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=[
+                {"ParameterName": name, "ParameterValue": value, "ApplyMethod": "immediate"}])
+
+        set_to(on)
+    except _UNREACHABLE as exc:
+        last.update(fenced=False, unreachable=str(exc))
+        return None  # the old primary's region is cut off: nothing to fence through
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "DBInstanceNotFound":
+            last.update(fenced=False, gone=instance)
+            return None
+        raise SwitchError(f"could not fence {instance} in {region} (its region answers, "
+                          f"so it may still take writes): {exc}; not promoting") from None
+    except BotoCoreError as exc:
+        raise SwitchError(f"could not fence {instance} in {region}: {exc}; "
+                          "not promoting") from None
+    last.update(fenced=True, parameter_group=group, parameter=name)
+    return lambda: set_to(off)
 
 
 def secret_credentials(clients: Clients) -> Any:
