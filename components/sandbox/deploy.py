@@ -205,11 +205,50 @@ def _role(d: Deployment, r: Registration, i: dict[str, Any], region: str) -> str
     return name
 
 
+#: Services whose moto handlers pass the request's resource ARN to the IAM check; for every
+#: other service moto checks the action against ``Resource: "*"`` only.
+MOTO_RESOURCE_AWARE = {"s3", "sqs", "iam", "sts"}
+
+
+def policy_for_moto(doc: dict[str, Any]) -> dict[str, Any]:
+    """The plan's policy as moto can evaluate it: same actions, same effect.
+
+    moto 5.2 (``moto/iam/access_control.py``) matches a statement's ``Resource`` against
+    ``"*"`` for services it has no resource for, so a resource-scoped Allow never matches;
+    and it evaluates a ``Condition`` without request context, which turns an Allow with a
+    condition into an explicit Deny. So, per statement: conditions are dropped and, outside
+    ``MOTO_RESOURCE_AWARE``, resources widen to ``"*"``. Deny statements that this would
+    widen are left out. What stays enforced: the set of actions each role may call, and S3
+    resources. Resource scoping elsewhere is checked by the plan's policy tests instead.
+    """
+    statements = doc.get("Statement") or []
+    if isinstance(statements, dict):
+        statements = [statements]
+    out: list[dict[str, Any]] = []
+    for st in statements:
+        actions = st.get("Action") or []
+        actions = [actions] if isinstance(actions, str) else list(actions)
+        by_scope: dict[bool, list[str]] = {}
+        for a in actions:
+            aware = a == "*" or a.split(":", 1)[0] in MOTO_RESOURCE_AWARE
+            by_scope.setdefault(aware, []).append(a)
+        for aware, acts in sorted(by_scope.items()):
+            resource = st.get("Resource", "*") if aware else "*"
+            widened = resource != st.get("Resource", "*") or "Condition" in st
+            if st.get("Effect") == "Deny" and widened:
+                continue
+            new = {k: v for k, v in st.items() if k not in ("Condition", "Action", "Resource")}
+            new.update(Action=acts, Resource=resource)
+            out.append(new)
+    return {"Version": doc.get("Version", "2012-10-17"), "Statement": out}
+
+
 @handles("aws:iam/rolePolicy:RolePolicy")
 def _role_policy(d: Deployment, r: Registration, i: dict[str, Any], region: str) -> str:
     name = str(i.get("name") or r.outputs["name"])
     d.client("iam", region).put_role_policy(
-        RoleName=i["role"], PolicyName=name, PolicyDocument=i["policy"])
+        RoleName=i["role"], PolicyName=name,
+        PolicyDocument=json.dumps(policy_for_moto(json.loads(i["policy"]))))
     return f"{i['role']}/{name}"
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -178,14 +177,17 @@ class LambdaRunner:
     """Runs deployed functions from their archives; one fresh process per invocation."""
 
     def __init__(self, deployment: Deployment, cache_root: Path,
-                 endpoints: dict[str, str] | None = None) -> None:
-        """``endpoints``: extra ``AWS_ENDPOINT_URL_<SERVICE>`` values, e.g. a local host for
-        Lambda Invoke, since moto stores functions but does not run them."""
+                 endpoints: dict[str, str] | None = None,
+                 runtime_root: Path | None = None) -> None:
+        """``cache_root``: unpacked packages and layers. ``runtime_root``: where the boto3-only
+        runtime folder is built once (default: ``cache_root``). ``endpoints``: extra
+        ``AWS_ENDPOINT_URL_<SERVICE>`` values, e.g. a local host for Lambda Invoke, since moto
+        stores functions but does not run them."""
         self.deployment = deployment
-        self.cache_root = cache_root
+        self.cache_root = cache_root.resolve()
         self.endpoints = dict(endpoints or {})
         self.credentials = RoleCredentials(deployment)
-        self.runtime = runtime_dir(cache_root)
+        self.runtime = runtime_dir((runtime_root or cache_root).resolve())
 
     def paths(self, fn: Function) -> list[str]:
         code = materialize(fn.code, self.cache_root / "packages")
