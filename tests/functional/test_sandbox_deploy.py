@@ -201,7 +201,7 @@ def test_policy_for_moto_keeps_actions_and_never_turns_a_condition_into_a_deny()
 
 
 def test_trust_policy_lets_the_deployer_assume_on_behalf_of_the_service() -> None:
-    doc = {"Version": "2012-10-17", "Statement": [
+    doc: dict[str, Any] = {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
          "Action": "sts:AssumeRole"}]}
     out = trust_for_sandbox(doc, "arn:aws:iam::1:user/d")
