@@ -31,11 +31,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-#: ``moto_server`` with one fix. moto 5.2.5 re-signs a request to check its signature from
-#: the request body OR the parsed query data (``IAMRequestBase._create_aws_request``), so a
-#: signed REST GET with no body (``GetRestApis``, ``GetFunctionConfiguration``) is hashed
-#: over a non-empty payload and refused with ``SignatureDoesNotMatch``. SigV4 hashes the
-#: body that was sent: for a request without one that is the empty string.
+#: ``moto_server`` with two changes.
+#: 1. moto 5.2.5 re-signs a request to check its signature from the request body OR the
+#:    parsed query data (``IAMRequestBase._create_aws_request``), so a signed REST GET with
+#:    no body (``GetRestApis``, ``GetFunctionConfiguration``) is hashed over a non-empty
+#:    payload and refused with ``SignatureDoesNotMatch``. SigV4 hashes the body that was
+#:    sent: for a request without one that is the empty string.
+#: 2. CloudWatch stores a standard-resolution datum (no ``StorageResolution: 1``) at
+#:    one-minute granularity; moto keeps its exact time. Flooring its timestamp to the
+#:    minute makes an alarm with a 10 s period see such a metric in one period of six, as
+#:    on AWS (``alarms.py`` evaluates alarms over what moto stores).
 _LAUNCH = r"""
 import sys
 import moto.iam.access_control as ac
@@ -49,6 +54,19 @@ def _create_aws_request(self):
             self._data = saved
     return _orig(self)
 ac.IAMRequestBase._create_aws_request = _create_aws_request
+
+import datetime
+import moto.cloudwatch.models as cw
+from moto.core.utils import utcnow
+_put = cw.CloudWatchBackend.put_metric_data
+def put_metric_data(self, namespace, metric_data):
+    for m in metric_data:
+        if str(m.get("StorageResolution") or "60") != "1":
+            ts = m.get("Timestamp") or utcnow()
+            if isinstance(ts, datetime.datetime):
+                m["Timestamp"] = ts.replace(second=0, microsecond=0)
+    return _put(self, namespace, metric_data)
+cw.CloudWatchBackend.put_metric_data = put_metric_data
 from moto.server import main
 sys.argv[0] = "moto_server"
 sys.exit(main())
