@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
+from components.runtime.aws.clients import Clients
 from components.sandbox.alarms import ALARM, INSUFFICIENT, OK, AlarmEvaluator, evaluate
 from components.sandbox.deploy import Deployment, _bootstrap_deployer
+from components.sandbox.edge import Route53
 from components.sandbox.moto_proc import MotoProcess
 
 REGION = "us-east-1"
@@ -123,3 +127,45 @@ def test_m_out_of_n_and_only_complete_periods_count() -> None:
     assert evaluate(alarm("missing", 3, 3), two_of_three, NOW) == OK
     # A datum in the current, unfinished minute is not evaluated yet.
     assert evaluate(alarm("notBreaching", 1), [point(0, 1.0)], NOW) == OK
+
+
+class _Ok(BaseHTTPRequestHandler):
+    def log_message(self, *a: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@pytest.mark.parametrize(("force_period", "answer"), [(10, "us-east-1"), (60, "us-west-2")])
+def test_route53_standin_fails_over_on_the_force_alarm_only_when_route53_can_read_it(
+    cw: Deployment, force_period: int, answer: str,
+) -> None:
+    start = minute_start()
+    name = f"force-{force_period}"
+    put_alarm(cw, name, f"Force{force_period}", force_period)
+    publish_every_10s(cw, f"Force{force_period}", start, 3, high_resolution=force_period < 60)
+    cw.client("cloudwatch", REGION).put_metric_alarm(  # healthy only while vetoed
+        AlarmName="veto", Namespace="Standby", MetricName="VetoFailover", Dimensions=DIMS,
+        Period=60, EvaluationPeriods=1, Threshold=1.0, Statistic="Maximum",
+        ComparisonOperator="LessThanThreshold", TreatMissingData="breaching")
+    put_alarm(cw, "quiet", "Quiet", 60)  # no data, notBreaching: OK
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), _Ok) for _ in range(2)]
+    for srv in servers:
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        urls = {r: f"http://127.0.0.1:{s.server_address[1]}"
+                for r, s in zip(("us-east-1", "us-west-2"), servers, strict=True)}
+        r53 = Route53(urls, "us-east-1", "us-west-2", Clients(endpoint_url=cw.moto_url),
+                      clock=lambda: (start + datetime.timedelta(seconds=130)).timestamp(),
+                      alarm_checks={"us-east-1": [(name, "Healthy"), ("veto", "Unhealthy")],
+                                    "us-west-2": [("quiet", "Healthy")]},
+                      alarms=AlarmEvaluator(cw.client), child_threshold=2)
+        r53.check()
+        assert r53.answer() == answer, (r53.healthy, r53.last_alarm_health)
+    finally:
+        for srv in servers:
+            srv.shutdown()
+            srv.server_close()
