@@ -52,7 +52,8 @@ def differences(d: Deployment, seconds_per_minute: float) -> list[str]:
     return [
         "IAM: moto checks each call's top-level action against the caller's role policy; "
         "resources only for S3, conditions not at all (dropped when the policy is put), and "
-        "sub-actions never (TransactWriteItems passes without dynamodb:ConditionCheckItem). "
+        "sub-actions never (TransactWriteItems passes without dynamodb:ConditionCheckItem); "
+        "apigateway:PATCH is granted as moto's apigateway:Update* (any API, any stage). "
         "The plan's own documents stay as registered.",
         "Identity: the sandbox assumes each function's role on the Lambda service's behalf "
         "(the trust policy gains the sandbox deployer next to the service).",

@@ -210,6 +210,28 @@ def _role(d: Deployment, r: Registration, i: dict[str, Any], region: str) -> str
 MOTO_RESOURCE_AWARE = {"s3", "sqs", "iam", "sts"}
 
 
+#: API Gateway's IAM actions are HTTP verbs; moto names the action by the operation.
+_APIGW_VERBS = {"GET": "Get*", "PATCH": "Update*", "POST": "Create*", "PUT": "Put*",
+                "DELETE": "Delete*"}
+
+
+def moto_action_names(action: str) -> list[str]:
+    """The names moto 5.2 checks for an IAM action, where they differ from IAM's.
+
+    moto forms ``<SigV4 signing name>:<operation>``: CloudWatch signs as ``monitoring``,
+    and API Gateway and Lambda are named by operation (``UpdateStage``, ``Invoke``), where
+    IAM uses ``cloudwatch:``, HTTP verbs (``apigateway:PATCH``) and ``lambda:InvokeFunction``.
+    """
+    service, _, name = action.partition(":")
+    if service == "cloudwatch":
+        return [f"monitoring:{name}"]
+    if service == "apigateway" and name in _APIGW_VERBS:
+        return [f"apigateway:{_APIGW_VERBS[name]}"]
+    if action == "lambda:InvokeFunction":
+        return ["lambda:Invoke"]
+    return []
+
+
 def policy_for_moto(doc: dict[str, Any]) -> dict[str, Any]:
     """The plan's policy as moto can evaluate it: same actions, same effect.
 
@@ -218,8 +240,9 @@ def policy_for_moto(doc: dict[str, Any]) -> dict[str, Any]:
     and it evaluates a ``Condition`` without request context, which turns an Allow with a
     condition into an explicit Deny. So, per statement: conditions are dropped and, outside
     ``MOTO_RESOURCE_AWARE``, resources widen to ``"*"``. Deny statements that this would
-    widen are left out. What stays enforced: the set of actions each role may call, and S3
-    resources. Resource scoping elsewhere is checked by the plan's policy tests instead.
+    widen are left out. Each action also gets the name moto checks (``moto_action_names``).
+    What stays enforced: the set of actions each role may call, and S3 resources. Resource
+    scoping elsewhere is checked by the plan's policy tests instead.
     """
     statements = doc.get("Statement") or []
     if isinstance(statements, dict):
@@ -228,6 +251,7 @@ def policy_for_moto(doc: dict[str, Any]) -> dict[str, Any]:
     for st in statements:
         actions = st.get("Action") or []
         actions = [actions] if isinstance(actions, str) else list(actions)
+        actions = [x for a in actions for x in (a, *moto_action_names(a))]
         by_scope: dict[bool, list[str]] = {}
         for a in actions:
             aware = a == "*" or a.split(":", 1)[0] in MOTO_RESOURCE_AWARE

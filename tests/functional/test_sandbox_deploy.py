@@ -109,6 +109,31 @@ def test_monitor_role_is_refused_an_action_outside_its_policy(world: Any) -> Non
               ExpressionAttributeValues={":p": {"S": "lease#data"}})
 
 
+def test_monitor_roles_may_call_what_their_policies_allow_under_moto_action_names(
+    world: Any,
+) -> None:
+    # moto checks monitoring:PutMetricData and apigateway:UpdateStage, where the plan grants
+    # cloudwatch:PutMetricData and apigateway:PATCH (before the fix: 403 for both).
+    _, d, runner = world
+    dns = d.functions["shop-mon-dns-ue1"]
+    role_client(runner, dns, "cloudwatch", "us-east-1").put_metric_data(
+        Namespace="Standby", MetricData=[{"MetricName": "ForceFailover", "Value": 0.0,
+                                          "Dimensions": [{"Name": "Topology", "Value": "shop"},
+                                                         {"Name": "Region",
+                                                          "Value": "us-east-1"}]}])
+    gw = d.functions["shop-mon-gateway-ue1"]
+    target = json.loads(gw.env["STANDBY_SWITCH"])[0]
+    role_client(runner, gw, "apigateway", "us-east-1").update_stage(
+        restApiId=target["rest_api_id"], stageName=target["stage"], patchOperations=[
+            {"op": "replace", "path": "/variables/logicFunction",
+             "value": target["values"]["primary"]}])
+    with pytest.raises(ClientError) as denied:  # not in the DNS monitor's policy
+        role_client(runner, dns, "apigateway", "us-east-1").update_stage(
+            restApiId=target["rest_api_id"], stageName=target["stage"], patchOperations=[
+                {"op": "replace", "path": "/variables/logicFunction", "value": "x"}])
+    assert "AccessDenied" in str(denied.value)
+
+
 def test_monitors_run_from_their_archive_and_their_state_lands_in_the_state_table(
     world: Any,
 ) -> None:
@@ -192,6 +217,11 @@ def test_policy_for_moto_keeps_actions_and_never_turns_a_condition_into_a_deny()
         {"Effect": "Deny", "Action": "dynamodb:DeleteItem", "Resource": "arn:x",
          "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
     ]}
+    assert policy_for_moto({"Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
+        "cloudwatch:PutMetricData", "apigateway:PATCH", "lambda:InvokeFunction"]}]})[
+        "Statement"][0]["Action"] == [
+        "cloudwatch:PutMetricData", "monitoring:PutMetricData", "apigateway:PATCH",
+        "apigateway:Update*", "lambda:InvokeFunction", "lambda:Invoke"]
     out = policy_for_moto(doc)["Statement"]
     assert out == [
         {"Effect": "Allow", "Action": ["dynamodb:GetItem"], "Resource": "*"},
