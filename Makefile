@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit plan-json bench clean
+.PHONY: demo sandbox test lint typecheck unit plan-json bench clean
 
 $(STAMP): pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,14 @@ $(STAMP): pyproject.toml requirements.txt
 # Needs PostgreSQL server binaries (installed with apt-get when missing and run as root).
 demo: $(STAMP)
 	$(BIN)/python -m components.sandbox.drill --out .drill
+
+# The stack's plan deployed into a local moto server with IAM enforced; prints what was
+# deployed and how the sandbox differs from AWS. `make sandbox STACK=aws-dev MINUTES=3`
+# also runs the monitors on their schedules (1 simulated minute = 10 s).
+STACK   ?= aws-dev
+MINUTES ?= 0
+sandbox: $(STAMP)
+	$(BIN)/python -m components.sandbox --stack $(STACK) --minutes $(MINUTES) --seconds-per-minute 10
 
 test: lint typecheck unit
 

@@ -1,8 +1,10 @@
-"""A local sandbox that stands in for cloud data planes where no emulator runs them.
+"""A local sandbox that stands in for the cloud where no emulator runs it.
 
-moto serves the AWS control-plane APIs, but does not run Lambda code without Docker. The
-sandbox hosts function handlers in-process behind the Lambda Invoke HTTP API, so boto3
-clients (``AWS_ENDPOINT_URL_LAMBDA``) and the monitors' probes call them as they would on
-AWS. Faults (down, slow, 5xx, function error) are switched on per function by tests and
-drills.
+``python -m components.sandbox --stack NAME`` deploys a stack's plan into a moto server with
+IAM enforced (``deploy.py``, ``moto_proc.py``), runs each function from its registered
+archive in a fresh interpreter with its own role's credentials (``lambda_runner.py``), fires
+the monitors as their schedules say (``schedule.py``) and evaluates alarms as CloudWatch and
+Route 53 do (``alarms.py``). ``functions.py`` serves the Lambda Invoke API locally, with
+fault injection; ``edge.py`` stands in for the API Gateway and Route 53 data planes. The
+drill (``drill.py``, ``make demo``) still wires its world by hand (``drill_world.py``).
 """

@@ -16,6 +16,12 @@ is healthy when at least 2 of its 3 children are: the HTTP endpoint check (healt
 unless the monitor published ``ForceFailover`` >= 1 in the last period) and the veto alarm
 (healthy only while the monitor publishes ``VetoFailover`` >= 1) — the same tree the DNS
 component creates. Callers cache answers for ``ttl_s``.
+
+With ``alarm_checks`` (the plan-deployed sandbox), the force and veto children are the
+registered CloudWatch alarms, evaluated as CloudWatch evaluates them and read as Route 53
+reads them (``alarms.py``: period against the metric's storage resolution,
+``TreatMissingData``, M of N, ``InsufficientDataHealthStatus``, standard-resolution alarms
+only) instead of the raw metrics.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from components.runtime.aws.clients import Clients
+from components.sandbox.alarms import AlarmEvaluator
 
 
 class _Quiet(ThreadingHTTPServer):
@@ -119,12 +126,21 @@ class Route53:
     def __init__(self, endpoints: dict[str, str], primary: str, secondary: str,
                  clients: Clients, health_path: str = "/health", interval_s: float = 1.0,
                  failure_threshold: int = 3, ttl_s: float = 1.0, namespace: str = "Standby",
-                 topology: str = "shop", clock: Callable[[], float] = time.time) -> None:
+                 topology: str = "shop", clock: Callable[[], float] = time.time,
+                 alarm_checks: dict[str, list[tuple[str, str]]] | None = None,
+                 alarms: AlarmEvaluator | None = None, child_threshold: int = 2) -> None:
+        """``alarm_checks``: region -> [(alarm name, InsufficientDataHealthStatus)] of the
+        region's CloudWatch-alarm health checks, evaluated by ``alarms``."""
         self.endpoints, self.primary, self.secondary = endpoints, primary, secondary
         self.clients, self.health_path = clients, health_path
         self.interval_s, self.failure_threshold, self.ttl_s = (interval_s, failure_threshold,
                                                                ttl_s)
         self.namespace, self.topology, self.clock = namespace, topology, clock
+        self.alarm_checks, self.alarms = alarm_checks, alarms
+        self.child_threshold = child_threshold
+        self.last_alarm_health: dict[str, bool] = {}
+        if (alarm_checks is None) != (alarms is None):
+            raise ValueError("Route53: alarm_checks and alarms go together")
         self.fails = {r: 0 for r in endpoints}
         self.oks = {r: 1 for r in endpoints}
         self.healthy = {r: True for r in endpoints}
@@ -172,6 +188,10 @@ class Route53:
             else:
                 self.fails[region], self.oks[region] = self.fails[region] + 1, 0
             endpoint = self.fails[region] < self.failure_threshold
+            if self.alarm_checks is not None and self.alarms is not None:
+                children = [endpoint, *self._alarm_children(region)]
+                self.healthy[region] = sum(children) >= self.child_threshold
+                continue
             try:
                 force = self._metric(region, "ForceFailover")
                 veto = self._metric(region, "VetoFailover")
@@ -183,6 +203,22 @@ class Route53:
         answer = self.answer()
         if not self.history or self.history[-1][1] != answer:
             self.history.append((self.clock(), answer))
+
+    def _alarm_children(self, region: str) -> list[bool]:
+        assert self.alarm_checks is not None and self.alarms is not None
+        now = datetime.datetime.fromtimestamp(self.clock(), datetime.UTC)
+        out = []
+        for name, insufficient in self.alarm_checks.get(region, []):
+            try:
+                ok = self.alarms.health(region, name, insufficient, now,
+                                        self.last_alarm_health.get(name, True))
+            except Exception:
+                # The alarm's region cannot be read: Route 53 has no data for the check.
+                ok = {"Healthy": True, "Unhealthy": False}.get(
+                    insufficient, self.last_alarm_health.get(name, True))
+            self.last_alarm_health[name] = ok
+            out.append(ok)
+        return out
 
     def _loop(self) -> None:
         while not self._stop.is_set():
