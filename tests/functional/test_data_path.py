@@ -175,8 +175,9 @@ def test_sql_probe_reports_role_and_lag_on_real_servers(pg: PgPair) -> None:
             "secret_arn": admin, "region": R1}
     primary = probe({**base, "side": "primary", **pg.endpoint("primary")}, 2.0)
     standby = probe({**base, "side": "standby", **pg.endpoint("standby")}, 2.0)
-    assert primary.ok and primary.data == {"replica": False, "lag_s": 0.0}
+    assert primary.ok and primary.data["replica"] is False and primary.data["writable"] is True
     assert standby.ok and standby.data["replica"] is True and standby.data["lag_s"] >= 0
+    assert standby.data["replicating"] is True and standby.data["writable"] is False
     pg.kill("primary")
     down = probe({**base, "side": "primary", **pg.endpoint("primary")}, 1.0)
     assert not down.ok and "OperationalError" in down.detail
