@@ -156,7 +156,18 @@ def _replication(d: Deployment, r: Registration, i: dict[str, Any], region: str)
     return str(i["bucket"])
 
 
-# -- SNS, Secrets Manager, logs -----------------------------------------------------------
+# -- KMS, SNS, Secrets Manager, logs ------------------------------------------------------
+
+@handles("aws:kms/key:Key")
+def _kms_key(d: Deployment, r: Registration, i: dict[str, Any], region: str) -> str:
+    kwargs: dict[str, Any] = {"Description": str(i.get("description", ""))}
+    if i.get("policy"):
+        kwargs["Policy"] = str(i["policy"])
+    meta = d.client("kms", region).create_key(**kwargs)["KeyMetadata"]
+    d.map(str(r.outputs.get("arn", "")), str(meta["Arn"]))
+    d.map(plan_id(r), str(meta["KeyId"]))
+    return str(meta["Arn"])
+
 
 @handles("aws:sns/topic:Topic")
 def _topic(d: Deployment, r: Registration, i: dict[str, Any], region: str) -> str:

@@ -314,6 +314,9 @@ def test_killed_primary_fails_over_by_quorum_and_a_returning_one_is_fenced(pg: P
                     switched += [o for o in m.round() if o.switched]
                 if switched:
                     break
+                # Rounds are interval_s apart, as deployed: a vote written sooner than
+                # 0.9 x interval after the last one is the same streak step.
+                time.sleep(1.0)
             assert len(switched) == 1 and switched[0].verified
             wait_for(lambda: w.count() >= killed_at + 30)
         assert world.pointer(R1, "data")[0] == R2
