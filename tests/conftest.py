@@ -92,3 +92,31 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     return moto_server
+
+
+class _DownRegion:
+    """A client for a region whose API does not answer: botocore raises
+    ``EndpointConnectionError`` when nothing accepts the connection (botocore exceptions)."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+
+    def __getattr__(self, method: str) -> Any:
+        from botocore.exceptions import EndpointConnectionError
+
+        def call(**_: Any) -> Any:
+            raise EndpointConnectionError(
+                endpoint_url=f"https://{method}.{self.region}.amazonaws.com")
+
+        return call
+
+
+def DownRegionClients(down: str) -> Any:
+    """``Clients`` whose clients for region ``down`` never connect (the region is lost)."""
+    from components.runtime.aws.clients import Clients
+
+    class _Clients(Clients):
+        def get(self, service: str, region: str) -> Any:
+            return _DownRegion(region) if region == down else super().get(service, region)
+
+    return _Clients()

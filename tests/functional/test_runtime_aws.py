@@ -34,6 +34,7 @@ from components.runtime.errors import (
 )
 from components.runtime.lease import Lease, SwitchRecord
 from components.sandbox import world as w
+from tests.conftest import DownRegionClients
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -325,11 +326,12 @@ def test_data_pointer_moves_everywhere_and_catches_up_an_unreachable_region() ->
               "tables": [{"region": w.R1, "table": "shop-standby-pointers"},
                          {"region": w.R2, "table": "shop-standby-pointers"}],
               "values": {"primary": w.R1, "standby": w.R2}}
-    sw = PointerAllSwitcher(Clients())
-    sw.apply(target, "standby", 4, "primary region down")  # us-east-1 table unreachable
-    assert w.pointer(w.R2, "data") == (w.R2, 4) and len(sw.lagging) == 1
-    assert not sw.verify(target, "standby")  # honest: not everywhere yet
+    down = PointerAllSwitcher(DownRegionClients(w.R1))
+    down.apply(target, "standby", 4, "primary region down")  # us-east-1 does not answer
+    assert w.pointer(w.R2, "data") == (w.R2, 4) and len(down.lagging) == 1
+    assert not down.verify(target, "standby")  # honest: not everywhere yet
     w.pointer_table(w.R1)  # the region comes back with its old pointer
+    sw = PointerAllSwitcher(Clients())
     sw.heartbeat(target, "standby", 4)
     assert w.pointer(w.R1, "data") == (w.R2, 4) and sw.verify(target, "standby")
 

@@ -14,14 +14,16 @@ from components.runtime.aws.switchers import (
     TOKEN_VARIABLE,
     HealthMetricsSwitcher,
     IntegrationSwitcher,
+    PointerAllSwitcher,
     PointerSwitcher,
     RecordSwitcher,
     StageVariableSwitcher,
 )
 from components.runtime.engine import Intent, ScopeState
-from components.runtime.errors import StaleToken
+from components.runtime.errors import StaleToken, SwitchError
 from components.runtime.lease import SwitchRecord
 from components.sandbox import world as w
+from tests.conftest import DownRegionClients
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -254,3 +256,26 @@ def test_bucket_fault_never_moves_the_data_pointer() -> None:
     assert [r.ok for r in results if r.kind == "bucket"] == [False, True]  # the fault is real
     assert not any(o.switched or o.decision.is_switch for o in outcomes)
     assert w.pointer(w.R1, "data") == (w.R1, 0) and w.pointer(w.R2, "data") == (w.R1, 0)
+
+
+def _pointer_all_target() -> dict[str, Any]:
+    return {"scope": "data", "kind": "pointer_all", "key": "data",
+            "tables": [{"region": r, "table": "shop-standby-pointers"} for r in (w.R1, w.R2)],
+            "values": {"primary": w.R1, "standby": w.R2}}
+
+
+def test_pointer_all_aborts_when_a_reachable_region_refuses_its_table_write() -> None:
+    # review #6 / issue 11: a table that failed was skipped ("caught up by heartbeat") even
+    # when its region answered, so that region's wrappers kept writing to the old side.
+    w.state_table()
+    w.pointer_table(w.R2)  # us-east-1's table is missing: the region answers, and refuses
+    with pytest.raises(SwitchError, match="us-east-1"):
+        PointerAllSwitcher(Clients()).apply(_pointer_all_target(), "standby", 1, "test")
+
+
+def test_pointer_all_moves_on_past_a_region_that_does_not_answer() -> None:
+    w.pointer_table(w.R2)
+    sw = PointerAllSwitcher(DownRegionClients(w.R1))
+    sw.apply(_pointer_all_target(), "standby", 1, "test")
+    assert w.pointer(w.R2, "data")[0] == w.R2
+    assert len(sw.lagging) == 1 and "us-east-1" in sw.lagging[0]

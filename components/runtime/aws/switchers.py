@@ -20,12 +20,29 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from components.runtime.aws.clients import Clients, error_code
 from components.runtime.aws.db_switchers import db_switchers
 from components.runtime.engine import SIDES, Side
 from components.runtime.errors import StaleToken, SwitchError
+
+#: What proves a region's API unreachable from here (nothing answered), as opposed to an
+#: answer that refused (AccessDenied, ResourceNotFound, throttling): the region answered, so
+#: its wrappers may still be reading that table.
+_UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError,
+                ConnectionClosedError)
+
+
+class RegionUnreachable(SwitchError):
+    """A region's API did not answer (connection refused, timed out, dropped)."""
 
 
 def _side_of(values: Mapping[str, Any], value: Any) -> Side | None:
@@ -68,6 +85,8 @@ class PointerSwitcher(_Base):
                 raise StaleToken(f"pointer {table}#{key} in {region} holds a newer token "
                                  f"than {token}") from None
             raise SwitchError(f"pointer {table}#{key} in {region}: {exc}") from None
+        except _UNREACHABLE as exc:
+            raise RegionUnreachable(f"pointer {table}#{key} in {region}: {exc}") from None
         except BotoCoreError as exc:
             raise SwitchError(f"pointer {table}#{key} in {region}: {exc}") from None
 
@@ -110,9 +129,11 @@ class PointerSwitcher(_Base):
 class PointerAllSwitcher(PointerSwitcher):
     """The same pointer in every region's table (the data pointer).
 
-    The table in the region being switched *to* must accept the write; a table in an
-    unreachable region (the failed one, typically) is reported and brought in line by the
-    heartbeat of every later round, with the committed token.
+    Every table must accept the write, except one in a region whose API is proven
+    unreachable (nothing answered: the failed region, typically), which is reported and
+    brought in line by the heartbeat of every later round, with the committed token. A
+    region that answers with a refusal aborts the switch: its wrappers can still read their
+    table, and a pointer left on the old side there would give two writers.
     """
 
     def __init__(self, clients: Clients) -> None:
@@ -128,7 +149,7 @@ class PointerAllSwitcher(PointerSwitcher):
                 self._write(t["region"], t["table"], target["key"], value, token, reason)
             except StaleToken:
                 raise
-            except SwitchError as exc:
+            except RegionUnreachable as exc:
                 if t["region"] == value:
                     raise
                 failures.append(str(exc))
