@@ -12,6 +12,8 @@ regional REST custom domains are what Route 53 failover points at.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 import pulumi_aws as aws
 
@@ -112,7 +114,9 @@ class GatewayLayer(pulumi.ComponentResource):
             aws.apigateway.BasePathMapping(
                 f"{name}-mapping",
                 rest_api=self.api_id,
-                stage_name=self.stage_name,
+                # The stage's own output, so the mapping waits for the stage (by name alone
+                # CreateBasePathMapping races it: "Invalid stage identifier specified").
+                stage_name=self._stage.stage_name,
                 domain_name=dn.domain_name,
                 opts=o,
             )
@@ -133,7 +137,7 @@ class GatewayLayer(pulumi.ComponentResource):
                 f"{name}-mapping",
                 api_id=self.api_id,
                 domain_name=dn2.domain_name,
-                stage=self.stage_name,
+                stage=self._stage.name,
                 opts=o,
             )
             self.domain_target = dn2.domain_name_configuration.target_domain_name
@@ -205,6 +209,7 @@ class GatewayLayer(pulumi.ComponentResource):
         )
         self.api_id = api.id
         self.stage_name = stage
+        self._stage: Any = stage_res
         self.invoke_url = stage_res.invoke_url
         self.health_path = f"/{stage}{spec.dns.health_path}"
 
@@ -241,6 +246,7 @@ class GatewayLayer(pulumi.ComponentResource):
         )
         self.api_id = api.id
         self.stage_name = "$default"
+        self._stage = stage_res
         self.invoke_url = stage_res.invoke_url
         self.integration_id = integration.id
         self.health_path = spec.dns.health_path
