@@ -97,7 +97,7 @@ def markdown(plan: Plan) -> str:
         f"## standby plan: `{plan.project}/{plan.stack}` ({spec.cloud})",
         "",
         f"{plan.resource_count} resources in {len(spec.all_regions)} regions "
-        f"({', '.join(spec.all_regions)}); public URL `https://{spec.domain}`. "
+        f"({', '.join(spec.all_regions)}); public URL `{plan.exports.get('public_url', 'https://' + spec.domain)}`. "
         "Offline plan: the Pulumi program ran under mocks (no cloud, no Pulumi CLI).",
         "",
         "### Resources by layer and region",
@@ -122,7 +122,8 @@ def text(plan: Plan, width: int = 140) -> str:
     console = Console(file=buf, width=width, force_terminal=False, color_system=None)
     spec = plan.spec
     console.print(f"standby plan: {plan.project}/{plan.stack} ({spec.cloud}), "
-                  f"{plan.resource_count} resources, public URL https://{spec.domain}")
+                  f"{plan.resource_count} resources, public URL "
+                  f"{plan.exports.get('public_url', 'https://' + spec.domain)}")
     console.print("Offline: the Pulumi program ran under mocks (no cloud, no Pulumi CLI).")
     t = Table(title="Resources by layer and region")
     for col in ("layer", "region", "count", "resources"):
