@@ -89,6 +89,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             region = self.region_of(provider) or self.default_region
             rid = f"{args.name}-{_hex(args.name)}"
             outputs = self._outputs(args.typ, args.name, inputs, region, rid)
+            if args.typ.startswith("tencentcloud:"):
+                rid = str(outputs["id"])  # the provider's id shape (cdb-..., domain#id)
         reg = Registration(
             urn="", type=args.typ, name=args.name, inputs=inputs, outputs=outputs,
             parent=parent, custom=custom, provider_urn=provider, region=region,
