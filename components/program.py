@@ -11,7 +11,6 @@ Stack config (``stacks/Pulumi.<stack>.yaml``)::
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Any
 
 import pulumi

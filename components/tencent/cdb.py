@@ -85,10 +85,11 @@ def dsn_secret(name: str, *, secret_name: str, host: pulumi.Input[str],
                         recovery_window_in_days=7, is_enabled=True, opts=o)
     ssm.SecretVersion(
         f"{name}-secret-value", secret_name=secret.secret_name, version_id="v1",
-        secret_string=pulumi.Output.secret(pulumi.Output.json_dumps({
+        # The generated passwords are secret outputs, so the document stays secret.
+        secret_string=pulumi.Output.json_dumps({
             "engine": "mysql", "host": host, "port": port, "user": cdb.account,
             "password": cdb.password.result, "database": cdb.database, **(extra or {}),
-        })),
+        }),
         opts=o,
     )
     return secret
