@@ -21,6 +21,7 @@ from components.tencent._common import (
     ScfParts,
     bucket_objects,
     logic_code,
+    qcs,
     runtime_code,
     scf_function,
     scf_resource,
@@ -63,6 +64,12 @@ class WrapperLayer(pulumi.ComponentResource):
             if data.db is not None:
                 policy.allow(["ssm:GetSecretValue"],
                              [control.secret_resource(region, data.db_secret_name)])
+            if data.dr is not None:
+                # The DR instance has no address output; after a data switch the wrapper
+                # looks it up (the DSN secret names the instance).
+                policy.allow(["cdb:DescribeDBInstances"],
+                             [qcs("cdb", data.standby_region, owner,
+                                  pulumi.Output.concat("instanceId/", data.dr.id))])
             if data.buckets:
                 policy.allow(["cos:GetObject", "cos:PutObject", "cos:DeleteObject",
                               "cos:HeadObject"],
