@@ -296,3 +296,14 @@ def test_cli_plans_tencent_dev_as_json() -> None:
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["stack"] == "tencent-dev" and doc["exports"]["public_url"] == "http://api.example.com"
+
+
+@pytest.mark.parametrize("stack", TENCENT_STACKS)
+def test_one_tencentcloud_provider_per_region_and_no_aws_resource(stack: str) -> None:
+    plan = _plan(stack)
+    providers = [r for regs in plan.groups.values() for r in regs
+                 if r.type.startswith("pulumi:providers:")]
+    assert sorted((p.type, p.inputs["region"]) for p in providers) == sorted(
+        ("pulumi:providers:tencentcloud", r) for r in plan.spec.all_regions)
+    assert not [r.type for regs in plan.groups.values() for r in regs
+                if r.type.startswith("aws:")]
