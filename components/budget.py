@@ -186,12 +186,24 @@ _SWITCH_DEFAULTS: dict[str, tuple[float, str]] = {
         "(depending on its size) and publishes no upper bound; the pointer moves at once "
         "but writes fail until the promotion completes",
     ),
+    # Tencent publishes no RTO for promoting a CDB DR instance (docs/research/tencent.md,
+    # section 5: "Published RTO/RPO for DR promotion: none found"); the only published CDB
+    # figure is for the in-region HA switch (<=30 s unavailability, doc 236/70665).
     "data:tencent:mysql": (
-        60.0,
-        "allowance for CDB SwitchDrInstanceToMaster (Tencent's DR standard: failover <=5 s, "
-        "recovery <=60 s)",
+        300.0,
+        "allowance for CDB SwitchDrInstanceToMaster in the DR region plus polling "
+        "DescribeAsyncRequestInfo (Tencent publishes no figure for DR promotion; the in-region "
+        "HA switch is documented at <=30 s, cloud.tencent.com/document/product/236/70665)",
     ),
-    "data:tencent:postgres": (60.0, "allowance for replica promotion"),
+    "data:tencent:postgres": (
+        0.0,
+        "no cross-region switch: Tencent has no API to promote a PostgreSQL replica in "
+        "another region (the spec allows postgres only with database.replica: false)",
+    ),
+    "gateway:tencent": (
+        5.0,
+        "allowance for one SCF UpdateCustomDomain call plus read-back (no published figure)",
+    ),
 }
 
 _SWITCHES: dict[Layer, str] = {
@@ -323,6 +335,8 @@ def _switch(spec: TopologySpec, layer: Layer, m: MonitorSettings) -> Figure:
     elif layer == "data":
         engine = spec.db_engine
         key = f"data:tencent:{engine}" if spec.cloud == "tencent" else f"data:{engine}"
+    elif layer == "gateway" and spec.cloud == "tencent":
+        key = "gateway:tencent"
     else:
         key = layer
     seconds, why = _SWITCH_DEFAULTS[key]
@@ -330,10 +344,17 @@ def _switch(spec: TopologySpec, layer: Layer, m: MonitorSettings) -> Figure:
 
 
 def _propagation(spec: TopologySpec, layer: Layer) -> Figure:
-    if layer == "dns":
-        return Figure(float(spec.dns.ttl_s), "dns.ttl_s: resolvers may cache the old answer")
+    if layer == "gateway" and spec.cloud == "tencent":
+        return Figure(10.0, "allowance for the SCF custom domain's new route to reach its "
+                            "edge (no published figure)")
     if layer == "gateway":
         return Figure(0.0, "stage variable applies to the next request, no redeploy")
+    if layer == "dns" and spec.cloud != "tencent":
+        return Figure(float(spec.dns.ttl_s), "dns.ttl_s: resolvers may cache the old answer")
+    if layer == "dns" and spec.cloud == "tencent":
+        return Figure(float(spec.dns.ttl_s),
+                      f"dns.ttl_s: resolvers may cache the old answer (DNSPod plan minimum "
+                      f"{spec.dns_min_ttl_s} s)")
     cache = spec.wrapper.pointer_cache_s
     return Figure(float(cache), "wrapper.pointer_cache_s: callers cache the active pointer")
 
@@ -351,6 +372,14 @@ def _rpo(spec: TopologySpec) -> list[RpoBudget]:
         out.append(RpoBudget("database", "DynamoDB global table (async)",
                              Figure(1.0, "DynamoDB global tables: usually under 1 s, "
                                          "no guarantee, last writer wins"), False, t.rpo_s))
+    elif engine == "mysql" and spec.cloud == "tencent":
+        out.append(RpoBudget("database", "CDB DR instance (async) with lag guard",
+                             Figure(db.max_lag_s, "database.max_lag_s: the data monitor does "
+                                                  "not switch a DR instance it sees lagging "
+                                                  "more (SwitchDrInstanceToMaster without "
+                                                  "IgnoreSyncDelay also waits for catch-up); "
+                                                  "best effort, asynchronous replication"),
+                             False, t.rpo_s))
     elif engine in SQL_ENGINES:
         # Asynchronous replication: the guard refuses to promote a replica seen lagging more,
         # but what the primary acknowledged after the last lag reading can still be lost.

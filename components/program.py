@@ -11,9 +11,9 @@ Stack config (``stacks/Pulumi.<stack>.yaml``)::
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 from pulumi.runtime.config import get_config
 
 from components.errors import BudgetError, SpecError
@@ -64,15 +64,21 @@ def secret_values(spec: TopologySpec, config: pulumi.Config | None = None) -> di
 
 def build(spec: TopologySpec, project_dir: Path | None = None) -> ActiveStandbyTopology:
     """Create one provider per region (the only place providers are made) and the topology."""
-    tags = {"standby:topology": spec.name, "managed-by": "pulumi"}
-    providers = {
-        region: aws.Provider(f"aws-{region}", region=region, default_tags={"tags": tags})
-        for region in spec.all_regions
-    }
-    # Route 53 is a global service whose control plane lives in us-east-1.
-    dns_provider = providers.get("us-east-1") or aws.Provider(
-        "aws-route53", region="us-east-1", default_tags={"tags": tags}
-    )
+    dns_provider: Any = None
+    if spec.cloud == "tencent":
+        providers = _tencent_providers(spec)
+    else:
+        import pulumi_aws as aws
+
+        tags = {"standby:topology": spec.name, "managed-by": "pulumi"}
+        providers = {
+            region: aws.Provider(f"aws-{region}", region=region, default_tags={"tags": tags})
+            for region in spec.all_regions
+        }
+        # Route 53 is a global service whose control plane lives in us-east-1.
+        dns_provider = providers.get("us-east-1") or aws.Provider(
+            "aws-route53", region="us-east-1", default_tags={"tags": tags}
+        )
     return ActiveStandbyTopology(
         spec.name,
         spec,
@@ -81,6 +87,17 @@ def build(spec: TopologySpec, project_dir: Path | None = None) -> ActiveStandbyT
         secret_values=secret_values(spec),
         project_dir=project_dir or Path.cwd(),
     )
+
+
+def _tencent_providers(spec: TopologySpec) -> dict[str, Any]:
+    """One ``tencentcloud.Provider`` per region. Credentials come from the environment
+    (TENCENTCLOUD_SECRET_ID / _SECRET_KEY) or ``tencentcloud:`` stack config, never the spec.
+    The engine needs the plugin: ``pulumi plugin install resource tencentcloud
+    --server github://api.github.com/tencentcloudstack``."""
+    import tencentcloud_iac_pulumi as tencentcloud
+
+    return {region: tencentcloud.Provider(f"tencentcloud-{region}", region=region)
+            for region in spec.all_regions}
 
 
 def main() -> None:

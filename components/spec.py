@@ -42,6 +42,7 @@ from components.spec_facts import (
     DEFAULT_GATEWAY,
     DEFAULT_LINE,
     DEFAULT_RUNTIME,
+    DNSPOD_FREE_MIN_TTL_S,
     GATEWAY_KINDS,
     LAYERS,
     REGION_EXAMPLE,
@@ -89,6 +90,7 @@ __all__ = [
     "MonitorSettings",
     "RegionSettings",
     "SecretRef",
+    "TencentAccountSpec",
     "TopologySpec",
     "deep_merge",
     "parse_spec",
@@ -264,6 +266,9 @@ class DnsSpec(_Strict):
     health_path: Annotated[str, AfterValidator(_matches(r"/[A-Za-z0-9/_.\-]*", "a URL path"))] = (
         "/health"
     )
+    min_ttl_s: Annotated[int, STRICT, rng(1, 600)] | None = None
+    """Tencent only: the lowest TTL the DNSPod domain's plan allows (free plan 600 s, paid
+    plans lower, down to 1 s). Defaults to the free plan's 600; ``ttl_s`` may not be lower."""
 
 
 class GatewaySpec(_Strict):
@@ -416,6 +421,14 @@ class TargetsSpec(_Strict):
 _OVERRIDABLE = ("gateway", "logic", "wrapper", "storage", "monitor")
 
 
+class TencentAccountSpec(_Strict):
+    """The Tencent account the stack deploys into: COS bucket names end in ``-<app_id>`` and
+    replication and CAM resources (``qcs::cam::uin/<owner_uin>:...``) name the owner."""
+
+    app_id: Annotated[str, AfterValidator(_matches(r"[1-9]\d{9}", "a 10-digit Tencent APPID like 1250000000"))]  # noqa: E501
+    owner_uin: Annotated[str, AfterValidator(_matches(r"[1-9]\d{4,14}", "a Tencent account UIN (5-15 digits)"))]  # noqa: E501
+
+
 class RegionOverride(_Strict):
     """Any input of these layers can be overridden for one region; deep-merged."""
 
@@ -471,6 +484,8 @@ class TopologySpec(_Strict):
     targets: TargetsSpec
     overrides: dict[str, RegionOverride] = Field(default_factory=dict)
     """Per-region overrides keyed by region name (``us-west-2: {logic: {memory_mb: 512}}``)."""
+    tencent: TencentAccountSpec | None = None
+    """Required with ``cloud: tencent``: the account's APPID and owner UIN."""
 
     @model_validator(mode="after")
     def _cross_checks(self) -> TopologySpec:
@@ -521,6 +536,13 @@ class TopologySpec(_Strict):
     @property
     def runtime(self) -> str:
         return self.logic.runtime or DEFAULT_RUNTIME[self.cloud]
+
+    @property
+    def dns_min_ttl_s(self) -> int:
+        """The lowest TTL the DNS provider accepts for this stack's records."""
+        if self.cloud == "tencent":
+            return self.dns.min_ttl_s or DNSPOD_FREE_MIN_TTL_S
+        return 1
 
     @property
     def domain(self) -> str:

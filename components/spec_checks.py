@@ -32,6 +32,7 @@ from components.spec_facts import (
     SECRET_ARN_RE,
     SQL_ENGINES,
     TENCENT_LINES,
+    TENCENT_PG_CROSS_REGION,
     TENCENT_SECRET_HELP,
     TENCENT_SECRET_RE,
     TTL_MAX,
@@ -127,6 +128,7 @@ def cross_check(spec: TopologySpec) -> list[Problem]:
 
     if not 1 <= spec.dns.ttl_s <= TTL_MAX[cloud]:
         p.append(Problem("dns.ttl_s", f"{spec.dns.ttl_s} is not in 1..{TTL_MAX[cloud]}"))
+    p.extend(_tencent(spec))
     dns_mon = spec.monitor.dns
     if cloud == "aws" and spec.dns.mode == "health_check" and dns_mon.interval_s not in ROUTE53_INTERVALS:  # noqa: E501
         p.append(Problem("monitor.dns.interval_s", f"{dns_mon.interval_s} is not allowed with dns.mode health_check (Route 53 health checks); allowed: 10, 30"))  # noqa: E501
@@ -148,7 +150,7 @@ def cross_check(spec: TopologySpec) -> list[Problem]:
         if spec.data_primary_region == spec.data_standby_region:
             p.append(Problem("database.standby_region", "must differ from database.primary_region"))
         engine = spec.db_engine
-        if engine in SQL_ENGINES and cloud == "aws":
+        if engine in SQL_ENGINES:
             for r in regions:  # every region's wrappers must reach the database privately
                 if r not in spec.database.network:
                     p.append(Problem(f"database.network.{r}", f"required for engine {engine!r}: the VPC (vpc_id, subnet_ids) the database and functions use in {r}"))  # noqa: E501
@@ -174,6 +176,34 @@ def cross_check(spec: TopologySpec) -> list[Problem]:
     p.extend(_flapping(spec))
     p.extend(_secret_refs(spec))
     return p
+
+
+def _tencent(spec: TopologySpec) -> list[Problem]:
+    """What only applies to one cloud: the DNSPod plan's TTL floor, the account, the engines."""
+    out: list[Problem] = []
+    if spec.cloud != "tencent":
+        if spec.dns.min_ttl_s is not None:
+            out.append(Problem("dns.min_ttl_s", "applies to DNSPod only (cloud: tencent); "
+                               "allowed on aws: leave it out"))
+        if spec.tencent is not None:
+            out.append(Problem("tencent", "applies to cloud: tencent only; allowed on aws: "
+                               "leave it out"))
+        return out
+    floor = spec.dns_min_ttl_s
+    if spec.dns.ttl_s < floor:
+        plan = ("the DNSPod free plan's minimum (set dns.min_ttl_s to your paid plan's "
+                "minimum to go lower)" if spec.dns.min_ttl_s is None
+                else "dns.min_ttl_s, the DNSPod plan's minimum")
+        out.append(Problem("dns.ttl_s", f"{spec.dns.ttl_s} is below {floor} s, {plan}; "
+                           f"allowed: {floor}..{TTL_MAX['tencent']}"))
+    if spec.tencent is None:
+        out.append(Problem("tencent", "required with cloud: tencent: {app_id: <10-digit "
+                           "APPID>, owner_uin: <account UIN>} (COS bucket names end in "
+                           "-<app_id>; replication and CAM name the owner UIN)"))
+    if spec.db_engine == "postgres" and spec.database.replica:
+        out.append(Problem("database.engine", f"'postgres' with a standby in another region "
+                           f"(database.replica: true): {TENCENT_PG_CROSS_REGION}"))
+    return out
 
 
 def _shared_monitor_settings(spec: TopologySpec, region: str,

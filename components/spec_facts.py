@@ -59,6 +59,22 @@ SQL_ENGINES = ("postgres", "mysql")
 
 TTL_MAX = {"aws": 86400, "tencent": 604800}
 
+#: DNSPod: the lowest TTL a record may have depends on the domain's plan (ModifyRecord "TTL:
+#: 1-604800, the minimum differs per domain grade", cloud.tencent.com/document/api/1427/56157;
+#: the free plan's minimum is 600 s, paid plans go lower, down to 1 s). The spec takes the
+#: plan's minimum as ``dns.min_ttl_s`` and assumes the free plan when it is not given.
+DNSPOD_FREE_MIN_TTL_S = 600
+
+#: Tencent has no API that promotes a cross-region PostgreSQL replica: read-only replicas
+#: must be in the primary's region and SwitchDBInstancePrimary is in-region HA only
+#: (postgres 2017-03-12 API; docs/research/tencent.md section 5).
+TENCENT_PG_CROSS_REGION = (
+    "Tencent has no API that promotes a PostgreSQL replica in another region (read-only "
+    "replicas must be in the primary's region; SwitchDBInstancePrimary is in-region HA "
+    "only), so the data monitor could never fail over; allowed: engine mysql (CDB with a "
+    "cross-region DR instance), or postgres with database.replica: false"
+)
+
 SECRET_ENV_HINT = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_KEY|CREDENTIAL)", re.I)
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 
 from components.budget import Budget, check_budget
 from components.errors import StandbyError
@@ -31,15 +30,16 @@ class ActiveStandbyTopology(pulumi.ComponentResource):
     monitors: pulumi.Output[dict[str, dict[str, str]]]
     alert_topics: pulumi.Output[dict[str, str]]
     dashboard_url: pulumi.Output[str]
+    state_table: pulumi.Output[str]
     budget: Budget
 
     def __init__(
         self,
         name: str,
         spec: TopologySpec,
-        providers: dict[str, aws.Provider],
+        providers: dict[str, Any],
         *,
-        dns_provider: aws.Provider | None = None,
+        dns_provider: Any = None,
         secret_values: dict[str, pulumi.Output[str]] | None = None,
         project_dir: Path | str = ".",
         opts: pulumi.ResourceOptions | None = None,
@@ -50,12 +50,8 @@ class ActiveStandbyTopology(pulumi.ComponentResource):
         if missing:
             raise StandbyError(
                 f"providers: no provider for region(s) {', '.join(missing)}; pass one "
-                f"aws.Provider per region of the topology ({', '.join(spec.all_regions)})"
-            )
-        if spec.cloud != "aws":
-            raise StandbyError(
-                f"cloud: {spec.cloud!r} components are not available in this version; "
-                "allowed: aws"
+                f"{PROVIDER_CLASS[spec.cloud]} per region of the topology "
+                f"({', '.join(spec.all_regions)})"
             )
         needed = _secret_keys(spec)
         secret_values = secret_values or {}
@@ -75,6 +71,26 @@ class ActiveStandbyTopology(pulumi.ComponentResource):
             },
             opts,
         )
+        if spec.cloud == "tencent":
+            self._build_tencent(name, spec, providers, secret_values, Path(project_dir))
+        else:
+            self._build_aws(name, spec, providers, dns_provider, secret_values,
+                            Path(project_dir))
+        self.register_outputs(
+            {
+                "public_url": self.public_url,
+                "pointers": self.pointers,
+                "monitors": self.monitors,
+                "alert_topics": self.alert_topics,
+                "dashboard_url": self.dashboard_url,
+                "standby_regions": list(spec.all_regions),
+                "standby_budget": _policy_budget(spec, self.budget),
+            }
+        )
+
+    def _build_aws(self, name: str, spec: TopologySpec, providers: dict[str, Any],
+                   dns_provider: Any, secret_values: dict[str, pulumi.Output[str]],
+                   project_dir: Path) -> None:
         from components.aws.topology import AwsTopology
 
         built = AwsTopology(
@@ -84,7 +100,7 @@ class ActiveStandbyTopology(pulumi.ComponentResource):
             providers,
             dns_provider or providers[spec.all_regions[0]],
             secret_values,
-            Path(project_dir),
+            project_dir,
         )
         self.public_url = pulumi.Output.from_input(f"https://{spec.domain}")
         self.monitors = pulumi.Output.from_input(
@@ -110,17 +126,37 @@ class ActiveStandbyTopology(pulumi.ComponentResource):
         )
         self.dashboard_url = built.dashboard_url()
         self.state_table = built.control.state_table.name
-        self.register_outputs(
-            {
-                "public_url": self.public_url,
-                "pointers": self.pointers,
-                "monitors": self.monitors,
-                "alert_topics": self.alert_topics,
-                "dashboard_url": self.dashboard_url,
-                "standby_regions": list(spec.all_regions),
-                "standby_budget": _policy_budget(spec, self.budget),
-            }
-        )
+
+    def _build_tencent(self, name: str, spec: TopologySpec, providers: dict[str, Any],
+                       secret_values: dict[str, pulumi.Output[str]], project_dir: Path) -> None:
+        from components.tencent.topology import TencentTopology, pointer_key
+
+        built = TencentTopology(self, name, spec, providers, secret_values, project_dir)
+        # Without a certificate the SCF custom domain serves HTTP only.
+        scheme = "https" if spec.gateway.certificate_arn else "http"
+        self.public_url = pulumi.Output.from_input(f"{scheme}://{spec.domain}")
+        self.monitors = pulumi.Output.from_input(
+            {layer: {r: m.function_name for r, m in built.monitors[layer].items()}
+             for layer in LAYERS})
+        store = built.control.state_dsn_secret
+        self.pointers = pulumi.Output.from_input({
+            "dns": "DNSPod record status per line (ModifyRecordStatus by the DNS monitor)",
+            "gateway": {r: f"SCF custom domain {gw.domain} in {r}"
+                        for r, gw in built.gateways.items()},
+            "logic": {r: f"{store}#{pointer_key('wrapper', r)}" for r in spec.all_regions},
+            "data": f"{store}#{pointer_key('data')}",
+        })
+        self.alert_topics = pulumi.Output.from_input(
+            {r: ", ".join(["ses" if spec.alerting.emails else "", "sms" if spec.alerting.sms
+                           else "", *[f"{k}:{n}" for k, n in hooks]]).strip(", ")
+             for r, hooks in built.control.webhook_secrets.items()})
+        self.dashboard_url = pulumi.Output.from_input(
+            "https://console.cloud.tencent.com/monitor/overview")
+        self.state_table = pulumi.Output.concat(
+            built.control.state.instance.id, "/", built.control.state.database)
+
+
+PROVIDER_CLASS = {"aws": "aws.Provider", "tencent": "tencentcloud.Provider"}
 
 
 def _secret_keys(spec: TopologySpec) -> set[str]:

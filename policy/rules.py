@@ -471,6 +471,11 @@ def _allows(statements: list[Mapping[str, Any]], action: str, arn: str | None) -
     return False
 
 
+def _is_tencent(top: Res, resources: Sequence[Res], by_urn: Mapping[str, Res]) -> bool:
+    return any(r.type.startswith("standby:tencent:") and _under(r, top, by_urn)
+               for r in resources)
+
+
 def switchable_layers_monitored(resources: Sequence[Res]) -> list[Violation]:
     """Every switchable layer has a monitor whose role may switch what its env names."""
     by_urn = {r.urn: r for r in resources}
@@ -497,6 +502,8 @@ def switchable_layers_monitored(resources: Sequence[Res]) -> list[Violation]:
 
     out: list[Violation] = []
     for top in _topologies(resources):
+        if _is_tencent(top, resources, by_urn):
+            continue  # policy.tencent_rules checks its monitors
         monitors: dict[str, list[Res]] = {layer: [] for layer in SWITCHABLE_LAYERS}
         for fn in resources:
             if fn.type != "aws:lambda/function:Function" or not _under(fn, top, by_urn):
@@ -552,6 +559,14 @@ STACK_RULES: dict[str, tuple[str, StackRule]] = {
         buckets_versioned_and_replicated,
     ),
 }
+
+
+# The Tencent rules live in their own module and use the helpers above; imported here, after
+# those exist, so every entry point (pack, tests) sees one registry.
+from policy.tencent_rules import TENCENT_RESOURCE_RULES, TENCENT_STACK_RULES  # noqa: E402
+
+RESOURCE_RULES.update(TENCENT_RESOURCE_RULES)
+STACK_RULES.update(TENCENT_STACK_RULES)
 
 
 def check_all(resources: Sequence[Res]) -> list[tuple[str, Violation]]:

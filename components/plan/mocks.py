@@ -89,6 +89,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             region = self.region_of(provider) or self.default_region
             rid = f"{args.name}-{_hex(args.name)}"
             outputs = self._outputs(args.typ, args.name, inputs, region, rid)
+            if args.typ.startswith("tencentcloud:"):
+                rid = str(outputs["id"])  # the provider's id shape (cdb-..., domain#id)
         reg = Registration(
             urn="", type=args.typ, name=args.name, inputs=inputs, outputs=outputs,
             parent=parent, custom=custom, provider_urn=provider, region=region,
@@ -130,6 +132,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             length = int(inputs.get("length", 32))
             out["result"] = (_hex(name, 64) * (length // 64 + 1))[:length]
             return out
+        if pkg == "tencentcloud":
+            return _tencent_outputs(typ, name, inputs, region, out)
         if pkg != "aws":
             return out
         module = rest.split(":")[0].split("/")[0]
@@ -228,6 +232,34 @@ class RecordingMocks(pulumi.runtime.Mocks):
             arn = f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/{inputs.get('dashboardName')}"
         out.setdefault("arn", arn)
         return out
+
+
+def _tencent_outputs(typ: str, name: str, inputs: dict[str, Any], region: str,
+                     out: dict[str, Any]) -> dict[str, Any]:
+    """Computed outputs of tencentcloud-iac-pulumi resources, shaped as the provider's docs
+    describe them (ids, intranet addresses); inputs pass through."""
+    if typ in ("tencentcloud:Mysql/instance:Instance", "tencentcloud:Mysql/drInstance:DrInstance"):
+        out["id"] = f"cdb-{_hex(name, 8)}"
+        octets = int(_hex(name, 4), 16)
+        out["intranetIp"] = f"10.{octets >> 8 & 255}.{octets & 255}.10"
+        out.setdefault("intranetPort", 3306)
+    elif typ == "tencentcloud:Dnspod/record:Record":
+        # The provider's id is ``<domain>#<RecordId>`` (its import id).
+        out["id"] = f"{inputs.get('domain')}#{int(_hex(name, 7), 16)}"
+        out["monitorStatus"] = ""
+    elif typ == "tencentcloud:Scf/function:Function":
+        out["id"] = f"{inputs.get('namespace', 'default')}+{inputs.get('name')}"
+        out["functionId"] = f"lam-{_hex(name, 8)}"
+        out["status"] = "Active"
+    elif typ == "tencentcloud:Cam/role:Role":
+        out["id"] = str(int(_hex(name, 10), 16))
+    elif typ == "tencentcloud:Cam/policy:Policy":
+        out["id"] = str(int(_hex(name, 9), 16))
+    elif typ == "tencentcloud:Cos/bucket:Bucket":
+        out["cosBucketUrl"] = f"{inputs.get('bucket')}.cos.{region}.myqcloud.com"
+    elif typ == "tencentcloud:Ccn/instance:Instance":
+        out["id"] = f"ccn-{_hex(name, 8)}"
+    return out
 
 
 class RecordingMonitor(MockMonitor):

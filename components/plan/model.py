@@ -18,9 +18,19 @@ LAYER_OF_TYPE = {
     "standby:aws:DataLayer": "data",
     "standby:aws:ControlPlane": "control",
     "standby:aws:PointerStore": "pointers",
+    "standby:tencent:DnsLayer": "dns",
+    "standby:tencent:GatewayLayer": "gateway",
+    "standby:tencent:LogicLayer": "logic",
+    "standby:tencent:WrapperLayer": "wrapper",
+    "standby:tencent:DataLayer": "data",
+    "standby:tencent:ControlPlane": "control",
 }
 LAYER_ORDER = ["dns", "gateway", "logic", "wrapper", "data", "pointers", "control", "providers"]
-GLOBAL_PREFIXES = ("aws:route53/",)
+#: Global services (Route 53, DNSPod) and provider-less resources (generated passwords).
+GLOBAL_PREFIXES = ("aws:route53/", "tencentcloud:Dnspod/", "random:")
+#: Monitor functions and their policies, per cloud: (function type, policy type).
+FUNCTION_TYPES = {"aws:lambda/function:Function": "aws:iam/rolePolicy:RolePolicy",
+                  "tencentcloud:Scf/function:Function": "tencentcloud:Cam/policy:Policy"}
 
 
 @dataclass
@@ -71,18 +81,20 @@ def build_plan(project: str, stack: str, spec: TopologySpec, budget: Budget, run
         layer = _layer_of(reg, by_urn)
         region = "global" if reg.type.startswith(GLOBAL_PREFIXES) else (reg.region or "global")
         plan.groups.setdefault((layer, region), []).append(reg)
-    policies = {r.name: r for r in run.resources if r.type == "aws:iam/rolePolicy:RolePolicy"}
+    policy_types = set(FUNCTION_TYPES.values())
+    policies = {(r.type, r.name): r for r in run.resources if r.type in policy_types}
     for reg in run.resources:
-        if reg.type != "aws:lambda/function:Function":
+        if reg.type not in FUNCTION_TYPES:
             continue
-        env = (reg.inputs.get("environment") or {}).get("variables") or {}
+        env = reg.inputs.get("environment") or {}
+        if reg.type.startswith("aws:"):
+            env = env.get("variables") or {}
         if "STANDBY_LAYER" not in env:
             continue
-        policy = policies.get(f"{reg.name}-policy")
+        policy = policies.get((FUNCTION_TYPES[reg.type], f"{reg.name}-policy"))
         actions: list[str] = []
         if policy is not None:
-            doc = json.loads(policy.inputs["policy"])
-            actions = sorted({a for st in doc["Statement"] for a in st["Action"]})
+            actions = _policy_actions(policy)
         settings = json.loads(env["STANDBY_SETTINGS"])
         plan.wiring.append(
             MonitorWiring(
@@ -101,6 +113,15 @@ def build_plan(project: str, stack: str, spec: TopologySpec, budget: Budget, run
     )
     plan.wiring.sort(key=lambda w: (LAYER_ORDER.index(w.layer), w.region))
     return plan
+
+
+def _policy_actions(policy: Registration) -> list[str]:
+    """Actions of an IAM (``Statement``/``Action``) or CAM (``statement``/``action``) policy."""
+    if policy.type.startswith("aws:"):
+        doc = json.loads(policy.inputs["policy"])
+        return sorted({a for st in doc["Statement"] for a in st["Action"]})
+    doc = json.loads(policy.inputs["document"])
+    return sorted({a for st in doc["statement"] for a in st["action"]})
 
 
 def describe_switch(target: dict[str, Any]) -> str:
@@ -128,4 +149,19 @@ def describe_switch(target: dict[str, Any]) -> str:
     if kind == "rds_promote":
         return (f"[{scope}] PromoteReadReplica {target['instance_id']} ({target['region']}) "
                 f"if lag <= {target['max_lag_s']} s")
+    if kind == "dnspod_record_status":
+        return (f"[{scope}] DNSPod ModifyRecordStatus {target['sub_domain']}.{target['domain']} "
+                f"line {target['record_line']}: ENABLE one side, DISABLE the other")
+    if kind == "scf_custom_domain":
+        return (f"[{scope}] UpdateCustomDomain {target['domain']} ({target['region']}) "
+                f"{target['path']}: {target['values']['primary']} <-> "
+                f"{target['values']['standby']}")
+    if kind == "tencent_pointer":
+        return f"[{scope}] conditional write {target['key']} in the CDB state store, fenced"
+    if kind == "tencent_pointer_all":
+        return (f"[{scope}] conditional write {target['key']} in the CDB state store: "
+                f"{target['values']['primary']} <-> {target['values']['standby']}")
+    if kind == "cdb_dr_switch":
+        return (f"[{scope}] SwitchDrInstanceToMaster {target['instance_ids']['standby']} "
+                f"({target['region']}) if lag <= {target['max_lag_s']} s")
     return f"[{scope}] {kind}"

@@ -97,7 +97,7 @@ def markdown(plan: Plan) -> str:
         f"## standby plan: `{plan.project}/{plan.stack}` ({spec.cloud})",
         "",
         f"{plan.resource_count} resources in {len(spec.all_regions)} regions "
-        f"({', '.join(spec.all_regions)}); public URL `https://{spec.domain}`. "
+        f"({', '.join(spec.all_regions)}); public URL `{_public_url(plan)}`. "
         "Offline plan: the Pulumi program ran under mocks (no cloud, no Pulumi CLI).",
         "",
         "### Resources by layer and region",
@@ -122,7 +122,7 @@ def text(plan: Plan, width: int = 140) -> str:
     console = Console(file=buf, width=width, force_terminal=False, color_system=None)
     spec = plan.spec
     console.print(f"standby plan: {plan.project}/{plan.stack} ({spec.cloud}), "
-                  f"{plan.resource_count} resources, public URL https://{spec.domain}")
+                  f"{plan.resource_count} resources, public URL {_public_url(plan)}")
     console.print("Offline: the Pulumi program ran under mocks (no cloud, no Pulumi CLI).")
     t = Table(title="Resources by layer and region")
     for col in ("layer", "region", "count", "resources"):
@@ -156,3 +156,8 @@ def render(plan: Plan, fmt: str) -> str:
     if fmt == "text":
         return text(plan)
     raise ValueError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+
+
+def _public_url(plan: Plan) -> str:
+    """What the program exported (Tencent serves plain HTTP without a certificate)."""
+    return str(plan.exports.get("public_url") or f"https://{plan.spec.domain}")

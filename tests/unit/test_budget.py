@@ -48,15 +48,44 @@ def test_interval_above_scheduler_floor_rounds_up_to_whole_minutes() -> None:
 def test_tencent_has_a_one_second_floor_and_direct_dns() -> None:
     raw = minimal_raw()
     raw.update(cloud="tencent", regions=[{"name": "ap-guangzhou", "role": "primary"},
-                                         {"name": "ap-shanghai", "role": "standby"}])
-    raw["dns"]["mode"] = "direct"
+                                         {"name": "ap-shanghai", "role": "standby"}],
+               tencent={"app_id": "1250000000", "owner_uin": "100000000001"})
+    raw["dns"].update(mode="direct", ttl_s=600)
     raw["monitor"] = {"defaults": {"interval_s": 5, "timeout_s": 1, "quorum": 1}}
     raw["storage"] = {"enabled": False}
+    raw["database"] = {"network": {r: {"vpc_id": "vpc-1", "subnet_ids": ["subnet-1", "subnet-2"]}
+                                   for r in ("ap-guangzhou", "ap-shanghai")}}
     b = compute_budget(parse_spec(raw))
     dns = _layer(b, "dns")
     assert dns.detection.seconds == 5 * 3 + 1
     assert "DNSPod" in dns.switch.source
-    assert _layer(b, "data").switch.seconds == 60  # CDB DR switch allowance
+    data = _layer(b, "data")
+    assert data.switch.seconds == 300
+    assert "publishes no figure for DR promotion" in data.switch.source
+
+
+def test_tencent_budget_states_its_sources() -> None:
+    """The old source cited a 'DR standard: failover <=5 s' Tencent does not publish; the
+    gateway layer described an AWS stage variable."""
+    raw = minimal_raw()
+    raw.update(cloud="tencent", regions=[{"name": "ap-guangzhou", "role": "primary"},
+                                         {"name": "ap-shanghai", "role": "standby"}],
+               tencent={"app_id": "1250000000", "owner_uin": "100000000001"})
+    raw["dns"].update(mode="direct", ttl_s=600)
+    raw["database"] = {"engine": "mysql", "max_lag_s": 3, "network": {
+        r: {"vpc_id": "vpc-1", "subnet_ids": ["subnet-1", "subnet-2"]}
+        for r in ("ap-guangzhou", "ap-shanghai")}}
+    raw["targets"] = {"rto_s": 3600, "rpo_s": 10}
+    b = compute_budget(parse_spec(raw))
+    assert "<=5 s" not in _layer(b, "data").switch.source
+    gw = _layer(b, "gateway")
+    assert "UpdateCustomDomain" in gw.switch.source
+    assert "stage variable" not in gw.propagation.source
+    assert "DNSPod plan minimum 600 s" in _layer(b, "dns").propagation.source
+    db, obj = b.rpo
+    assert db.replication == "CDB DR instance (async) with lag guard" and db.figure.seconds == 3
+    assert obj.replication == "COS cross-region replication (best effort)"
+    assert obj.figure.seconds is None and not obj.guaranteed
 
 
 def test_switch_allowance_override_and_worst_region() -> None:

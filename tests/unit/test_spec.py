@@ -153,11 +153,96 @@ def test_tencent_lines_and_modes() -> None:
          "lines": ["默认", "电信"]},
         {"name": "east", "primary": "ap-shanghai", "standby": "ap-guangzhou", "lines": ["联通"]},
     ]
-    raw["dns"]["mode"] = "direct"
+    raw["dns"].update(mode="direct", ttl_s=600)
+    raw["tencent"] = TENCENT_ACCOUNT
+    raw["database"] = {"network": _tencent_network("ap-guangzhou", "ap-shanghai")}
     spec = parse_spec(raw)
     assert spec.gateway_kind == "scf_domain" and spec.db_engine == "mysql"
     raw["dns"]["mode"] = "health_check"
     with pytest.raises(SpecError, match=r"dns\.mode: 'health_check' is not available on tencent"):
+        parse_spec(raw)
+
+
+def _tencent_network(*regions: str) -> dict[str, Any]:
+    return {r: {"vpc_id": "vpc-1", "subnet_ids": ["subnet-1", "subnet-2"]} for r in regions}
+
+
+TENCENT_ACCOUNT = {"app_id": "1250000000", "owner_uin": "100000000001"}
+TENCENT_STACKS = ("tencent-dev", "tencent-nearby")
+
+
+def _tencent_raw() -> dict[str, Any]:
+    raw = minimal_raw()
+    raw.update(cloud="tencent", tencent=dict(TENCENT_ACCOUNT),
+               regions=[{"name": "ap-guangzhou", "role": "primary"},
+                        {"name": "ap-shanghai", "role": "standby"}])
+    raw["dns"].update(mode="direct", ttl_s=600)
+    raw["database"] = {"network": _tencent_network("ap-guangzhou", "ap-shanghai")}
+    return raw
+
+
+@pytest.mark.parametrize("stack", TENCENT_STACKS)
+def test_tencent_example_stacks_are_valid(stack: str) -> None:
+    spec = parse_spec(example_raw(stack))
+    assert spec.cloud == "tencent" and spec.db_engine == "mysql"
+    assert all(g.primary != g.standby for g in spec.region_groups)
+
+
+def test_tencent_nearby_groups_route_every_line_once() -> None:
+    spec = parse_spec(example_raw("tencent-nearby"))
+    lines = [line for g in spec.region_groups for line in g.lines]
+    assert sorted(lines) == sorted(["默认", "电信", "联通", "移动", "教育网", "境外"])
+    assert {g.name: (g.primary, g.standby) for g in spec.region_groups} == {
+        "huabei": ("ap-beijing", "ap-shanghai"), "huanan": ("ap-guangzhou", "ap-shanghai")}
+
+
+def test_tencent_ttl_below_the_dnspod_free_plan_minimum_is_refused() -> None:
+    raw = _tencent_raw()
+    raw["dns"]["ttl_s"] = 60
+    with pytest.raises(SpecError, match=r"dns\.ttl_s: 60 is below 600 s, the DNSPod free "
+                       r"plan's minimum \(set dns\.min_ttl_s"):
+        parse_spec(raw)
+    raw["dns"]["min_ttl_s"] = 60
+    assert parse_spec(raw).dns_min_ttl_s == 60
+    raw["dns"]["min_ttl_s"] = 120
+    with pytest.raises(SpecError, match=r"dns\.ttl_s: 60 is below 120 s, dns\.min_ttl_s"):
+        parse_spec(raw)
+
+
+def test_dnspod_min_ttl_is_refused_on_aws() -> None:
+    raw = minimal_raw()
+    raw["dns"]["min_ttl_s"] = 60
+    with pytest.raises(SpecError, match=r"dns\.min_ttl_s: applies to DNSPod only"):
+        parse_spec(raw)
+
+
+def test_tencent_needs_the_account() -> None:
+    raw = _tencent_raw()
+    del raw["tencent"]
+    with pytest.raises(SpecError, match=r"tencent: required with cloud: tencent"):
+        parse_spec(raw)
+    raw["tencent"] = {"app_id": "12", "owner_uin": "100000000001"}
+    with pytest.raises(SpecError, match=r"tencent\.app_id: '12' is not a 10-digit Tencent APPID"):
+        parse_spec(raw)
+
+
+def test_tencent_postgres_cross_region_is_refused_with_the_reason() -> None:
+    raw = _tencent_raw()
+    raw["database"]["engine"] = "postgres"
+    with pytest.raises(SpecError) as info:
+        parse_spec(raw)
+    [problem] = [p for p in info.value.problems if p.path == "database.engine"]
+    assert "no API that promotes a PostgreSQL replica in another region" in problem.reason
+    assert "allowed: engine mysql" in problem.reason
+    raw["database"]["replica"] = False
+    assert parse_spec(raw).db_engine == "postgres"
+
+
+def test_tencent_mysql_needs_a_network_per_region() -> None:
+    raw = _tencent_raw()
+    raw["database"] = {"engine": "mysql"}
+    with pytest.raises(SpecError, match=r"database\.network\.ap-guangzhou: required for engine "
+                       r"'mysql'"):
         parse_spec(raw)
 
 

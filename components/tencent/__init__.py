@@ -1,0 +1,1 @@
+"""Tencent Cloud half of the topology (``cloud: tencent``), built on tencentcloud-iac-pulumi."""
