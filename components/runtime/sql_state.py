@@ -31,7 +31,7 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict
 from typing import Any, TypeVar
 
@@ -131,10 +131,9 @@ class SqlStateStore:
         except pymysql.MySQLError as exc:
             raise StoreError(f"state database: {what} failed: {exc}") from exc
         finally:
-            try:
+            # Already broken: the operation's own outcome was reported above.
+            with suppress(pymysql.MySQLError):
                 c.close()
-            except pymysql.MySQLError:
-                pass  # already broken; the operation's own outcome was reported above
 
     def _tx(self, what: str, fn: Callable[[Any], T]) -> T:
         """Run ``fn(cursor)`` in one transaction; retried on a deadlock or lock timeout
