@@ -11,6 +11,8 @@ Tables (prefix configurable, created idempotently on first use):
                 last_alert, intent (JSON) + intent_token (an unfinished switch)
   ``<p>vote``   (layer, scope, vantage) -> streaks, at
   ``<p>log``    one switch record per row (JSON), kept
+  ``<p>pointer`` name -> active, token, reason, switched_at (what the wrapper and the
+                functions read: the active side's name), fenced by the token
 
 Every protocol step is one InnoDB transaction that takes row locks (``SELECT ... FOR
 UPDATE``) on the lease row and then the scope row, checks the condition on what it locked,
@@ -83,6 +85,9 @@ def _ddl(p: str) -> list[str]:
         "layer VARCHAR(64) NOT NULL, scope VARCHAR(128) NOT NULL, at DOUBLE NOT NULL, "
         "token BIGINT NOT NULL, record MEDIUMTEXT NOT NULL, evidence MEDIUMTEXT NOT NULL, "
         "KEY by_layer (layer, at, token)) ENGINE=InnoDB",
+        f"CREATE TABLE IF NOT EXISTS `{p}pointer` (name VARCHAR(128) NOT NULL PRIMARY KEY, "
+        "active VARCHAR(255) NOT NULL, token BIGINT NOT NULL, reason VARCHAR(500) NOT NULL, "
+        "switched_at DOUBLE NOT NULL) ENGINE=InnoDB",
     ]
 
 
@@ -135,7 +140,7 @@ class SqlStateStore:
             with suppress(pymysql.MySQLError):
                 c.close()
 
-    def _tx(self, what: str, fn: Callable[[Any], T]) -> T:
+    def transaction(self, what: str, fn: Callable[[Any], T]) -> T:
         """Run ``fn(cursor)`` in one transaction; retried on a deadlock or lock timeout
         (InnoDB rolled it back whole, so nothing is half-written)."""
         self._ensure()
@@ -181,14 +186,14 @@ class SqlStateStore:
             cur.execute(f"UPDATE `{self.p}lease` SET holder = %s, lease_until = %s, "
                         "token = %s WHERE layer = %s", (holder, now + ttl_s, token + 1, layer))
             return Lease(layer, holder, int(token) + 1, now + ttl_s)
-        return self._tx("acquire the lease", run)
+        return self.transaction("acquire the lease", run)
 
     def release(self, lease: Lease) -> None:
         def run(cur: Any) -> None:
             cur.execute(f"UPDATE `{self.p}lease` SET holder = NULL, lease_until = 0 "
                         "WHERE layer = %s AND holder = %s AND token = %s",
                         (lease.layer, lease.holder, lease.token))
-        self._tx("release the lease", run)
+        self.transaction("release the lease", run)
 
     def _check_held(self, cur: Any, lease: Lease, now: float) -> None:
         cur.execute(f"SELECT holder, lease_until, token FROM `{self.p}lease` "
@@ -233,7 +238,7 @@ class SqlStateStore:
                         "last_practice_at = VALUES(last_practice_at), "
                         "last_alert = VALUES(last_alert)",
                         (layer, scope, state.last_practice_at, state.last_alert))
-        self._tx("save alert bookkeeping", run)
+        self.transaction("save alert bookkeeping", run)
 
     def _locked_scope(self, cur: Any, layer: str, scope: str) -> tuple[ScopeState, int | None]:
         cur.execute(f"INSERT IGNORE INTO `{self.p}scope` (layer, scope) VALUES (%s, %s)",
@@ -257,7 +262,7 @@ class SqlStateStore:
             cur.execute(f"UPDATE `{self.p}scope` SET intent = %s, intent_token = %s "
                         "WHERE layer = %s AND scope = %s",
                         (json.dumps(asdict(intent)), lease.token, lease.layer, scope))
-        self._tx("record the switch intent", run)
+        self.transaction("record the switch intent", run)
 
     def progress(self, lease: Lease, scope: str, step: int) -> None:
         def run(cur: Any) -> None:
@@ -271,7 +276,7 @@ class SqlStateStore:
             doc["step"] = step
             cur.execute(f"UPDATE `{self.p}scope` SET intent = %s WHERE layer = %s AND "
                         "scope = %s", (json.dumps(doc), lease.layer, scope))
-        self._tx("record switch progress", run)
+        self.transaction("record switch progress", run)
 
     def commit(self, lease: Lease, scope: str, expected: Side, state: ScopeState,
                record: SwitchRecord, now: float) -> None:
@@ -289,7 +294,30 @@ class SqlStateStore:
                         "intent = NULL, intent_token = NULL WHERE layer = %s AND scope = %s",
                         (state.active, lease.token, state.last_switch_at, lease.layer, scope))
             self._insert_log(cur, record)
-        self._tx("commit the switch", run)
+        self.transaction("commit the switch", run)
+
+    # -- pointers -------------------------------------------------------------------------
+
+    def write_pointer(self, name: str, value: str, token: int, reason: str, now: float) -> None:
+        """Set the pointer unless it holds a newer token; the same token may only repeat its
+        own write (a retry), never move the pointer elsewhere (``StaleToken``)."""
+        def run(cur: Any) -> None:
+            cur.execute(f"SELECT active, token FROM `{self.p}pointer` WHERE name = %s "
+                        "FOR UPDATE", (name,))
+            row = cur.fetchone()
+            if row is not None and (row[1] > token or (row[1] == token and row[0] != value)):
+                raise StaleToken(f"pointer {name} holds token {row[1]} ({row[0]!r}): a write "
+                                 f"of {value!r} with token {token} is stale")
+            cur.execute(f"REPLACE INTO `{self.p}pointer` (name, active, token, reason, "
+                        "switched_at) VALUES (%s, %s, %s, %s, %s)",
+                        (name, value, token, reason[:500], now))
+        self.transaction("write the pointer", run)
+
+    def read_pointer(self, name: str) -> tuple[str | None, int]:
+        """The pointer's value and token; ``(None, 0)`` before the first write."""
+        rows = self._read("read the pointer", f"SELECT active, token FROM `{self.p}pointer` "
+                          "WHERE name = %s", (name,))
+        return (rows[0][0], int(rows[0][1])) if rows else (None, 0)
 
     # -- votes and log --------------------------------------------------------------------
 
@@ -307,7 +335,7 @@ class SqlStateStore:
                         (layer, scope, vote.vantage, vote.at, vote.primary_fail,
                          vote.primary_ok, vote.standby_fail, vote.standby_ok))
             return True
-        return self._tx("store the vote", run)
+        return self.transaction("store the vote", run)
 
     def votes(self, layer: str, scope: str) -> list[Vote]:
         rows = self._read("read the votes", "SELECT vantage, at, primary_fail, primary_ok, "
@@ -324,7 +352,7 @@ class SqlStateStore:
                     (r.layer, r.scope, r.at, r.token, json.dumps(doc, default=str), evidence))
 
     def record(self, record: SwitchRecord) -> None:
-        self._tx("log the practice switch", lambda cur: self._insert_log(cur, record))
+        self.transaction("log the practice switch", lambda cur: self._insert_log(cur, record))
 
     def log(self, layer: str, limit: int = 20) -> list[SwitchRecord]:
         rows = self._read("read the switch log", f"SELECT record, evidence FROM `{self.p}log` "
