@@ -188,11 +188,16 @@ class TencentStub:
     refused: Counter[str] = field(default_factory=Counter)
     calls: list[tuple[str, str, str]] = field(default_factory=list)
     """(secret id, service, action) of every request that passed every check."""
+    down_regions: set[str] = field(default_factory=set)
+    """Regions whose API endpoint is unreachable: their requests get no answer at all (the
+    connection is closed), as when a whole region is lost."""
 
     def __post_init__(self) -> None:
         self._actions: dict[tuple[str, str], Action] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
+        self.endpoint = ""
+        """``127.0.0.1:PORT`` once started."""
         from components.sandbox.tencent_stub_api import Services
 
         self.services = Services(self)
@@ -224,7 +229,8 @@ class TencentStub:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return f"127.0.0.1:{self._server.server_address[1]}"
+        self.endpoint = f"127.0.0.1:{self._server.server_address[1]}"
+        return self.endpoint
 
     def close(self) -> None:
         if self._server is not None:
@@ -243,6 +249,9 @@ class TencentStub:
     def _serve(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(min(length, 8 << 20))
+        if h.headers.get("X-TC-Region") in self.down_regions:
+            h.close_connection = True
+            return
         try:
             out = self.handle(h.command, dict(h.headers.items()), body)
             answer: dict[str, Any] = {**out}

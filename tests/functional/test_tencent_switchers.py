@@ -1,0 +1,279 @@
+"""Each Tencent switcher and probe against the contract stub (every call signed with the
+real SDK and checked for shape and CAM), the pointer against the SQL store on a real
+MariaDB: apply, read back, idempotent, stale token refused or reconciled by the heartbeat,
+and fail closed where a fence is refused."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from components.runtime.errors import StaleToken, SwitchError
+from components.runtime.registry import REGISTRY
+from components.runtime.sql_state import SqlStateStore, mysql_connect
+from components.runtime.tencent.client import TencentApi, TencentApiError
+from components.runtime.tencent.db_switchers import CdbDrSwitcher
+from components.runtime.tencent.probes import scf_invoke_probe
+from components.runtime.tencent.switchers import (
+    DnspodRecordStatusSwitcher,
+    PointerSwitcher,
+    ScfCustomDomainSwitcher,
+    tencent_switchers,
+)
+from components.sandbox.mariadb import ADMIN, MariaPair
+from components.sandbox.tencent_stub import TencentStub
+
+P, S = "ap-guangzhou", "ap-shanghai"
+UIN = "100000000001"
+
+# What a least-privilege monitor role gets: the actions its switchers and probes call, on
+# the resources of this stack only.
+MONITOR_POLICY = {"version": "2.0", "statement": [
+    {"effect": "allow", "resource": [f"qcs::dnspod::uin/{UIN}:domain/shop.example"],
+     "action": ["name/dnspod:ModifyRecordStatus", "name/dnspod:DescribeRecordList"]},
+    {"effect": "allow", "resource": [f"qcs::scf:*:uin/{UIN}:customdomain/api.shop.example",
+                                     f"qcs::scf:*:uin/{UIN}:namespace/default/function/shop-*"],
+     "action": ["name/scf:GetCustomDomain", "name/scf:UpdateCustomDomain", "name/scf:Invoke"]},
+    {"effect": "allow", "resource": [f"qcs::cdb:*:uin/{UIN}:instanceId/*"],
+     "action": ["name/cdb:DescribeDBInstances", "name/cdb:ModifyDBInstanceReadOnlyStatus",
+                "name/cdb:SwitchDrInstanceToMaster", "name/cdb:DescribeAsyncRequestInfo"]},
+]}
+NO_FENCE_POLICY = {"version": "2.0", "statement": [
+    {"effect": "allow", "action": "*", "resource": "*"},
+    {"effect": "deny", "action": "name/cdb:ModifyDBInstanceReadOnlyStatus", "resource": "*"}]}
+
+
+@pytest.fixture
+def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[TencentStub]:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with TencentStub() as s:
+        s.add_key("AKIDmonitor", "monitor-key", MONITOR_POLICY, token="sts-token")
+        s.add_key("AKIDnofence", "nofence-key", NO_FENCE_POLICY)
+        svc = s.services
+        svc.add_record("shop.example", "api", "默认", "10.0.0.1", "ENABLE")  # 1000 primary
+        svc.add_record("shop.example", "api", "默认", "10.0.1.1", "DISABLE")  # 1001 standby
+        svc.add_record("shop.example", "api", "电信", "10.0.0.1", "ENABLE")  # another line
+        svc.add_function(P, "shop-logic-a", lambda e: {"ok": True})
+        svc.add_function(P, "shop-logic-b", lambda e: {"ok": True})
+        svc.add_function(P, "shop-health", lambda e: {"ok": True})
+        svc.add_domain(P, "api.shop.example", [
+            {"Namespace": "default", "FunctionName": "shop-logic-a", "Qualifier": "$LATEST",
+             "PathMatch": "/api/*"},
+            {"Namespace": "default", "FunctionName": "shop-health", "Qualifier": "$LATEST",
+             "PathMatch": "/health"}])
+        svc.add_instance("cdb-p", P)
+        svc.add_instance("cdb-dr", S, master="cdb-p")
+        s.start()
+        yield s
+
+
+def api(s: TencentStub, sid: str = "AKIDmonitor", key: str = "monitor-key",
+        token: str | None = "sts-token") -> TencentApi:
+    return TencentApi(sid, key, token, endpoint=s.endpoint)
+
+
+DNS_T = {"scope": "dns", "kind": "dnspod_record_status", "domain": "shop.example",
+         "sub_domain": "api", "record_line": "默认", "record_ids": {"primary": 1000,
+                                                                   "standby": 1001}}
+ROUTE_T = {"scope": "gateway", "kind": "scf_custom_domain", "region": P,
+           "domain": "api.shop.example", "namespace": "default", "path": "/api/*",
+           "values": {"primary": "shop-logic-a", "standby": "shop-logic-b"}}
+CDB_T = {"scope": "data", "kind": "cdb_dr_switch", "region": S,
+         "instance_ids": {"primary": "cdb-p", "standby": "cdb-dr"}, "max_lag_s": 5,
+         "primary_region": P, "switch_timeout_s": 30}
+
+
+def test_adapter_registers_every_kind_the_tencent_deploy_emits() -> None:
+    import components.runtime.tencent  # noqa: F401  (registers on import)
+
+    assert REGISTRY.probe("scf_invoke").role == "backend"
+    for name in ("dnspod_record_status", "scf_custom_domain", "tencent_pointer",
+                 "tencent_pointer_all", "cdb_dr_switch"):
+        assert REGISTRY.switch(name).name == name
+    assert REGISTRY.switch("cdb_dr_switch").lag_guard
+
+
+def test_credentials_come_from_the_scf_variable_names(stub: TencentStub) -> None:
+    env = {"TENCENTCLOUD_SECRETID": "AKIDmonitor", "TENCENTCLOUD_SECRETKEY": "monitor-key",
+           "TENCENTCLOUD_SESSIONTOKEN": "sts-token",
+           "STANDBY_TENCENT_ENDPOINT": stub.endpoint}
+    out = TencentApi.from_env(env).call("dnspod", "2021-03-23", "", "DescribeRecordList",
+                                        {"Domain": "shop.example", "ErrorOnEmpty": "no"})
+    assert out["RecordCountInfo"]["TotalCount"] == 3
+    without_token = {k: v for k, v in env.items() if k != "TENCENTCLOUD_SESSIONTOKEN"}
+    with pytest.raises(TencentApiError, match=r"AuthFailure\.TokenFailure"):
+        TencentApi.from_env(without_token).call("dnspod", "2021-03-23", "",
+                                                "DescribeRecordList", {"Domain": "x"})
+    with pytest.raises(ValueError, match="TENCENTCLOUD_SECRETKEY"):
+        TencentApi.from_env({"TENCENTCLOUD_SECRETID": "AKIDmonitor"})
+
+
+def test_dnspod_switch_enables_the_new_side_and_disables_the_old(stub: TencentStub) -> None:
+    sw = DnspodRecordStatusSwitcher(api(stub))
+    assert sw.current(DNS_T) == "primary"
+    sw.apply(DNS_T, "standby", 1, "primary down")
+    recs = stub.services.records
+    assert (recs[1000].status, recs[1001].status, recs[1002].status) == (
+        "DISABLE", "ENABLE", "ENABLE")  # the other line is left alone
+    assert sw.verify(DNS_T, "standby") and not sw.verify(DNS_T, "primary")
+    sw.apply(DNS_T, "standby", 1, "retry")  # idempotent
+    assert sw.current(DNS_T) == "standby"
+    # A stale holder's late write flips it back; the heartbeat restores the committed side.
+    sw.apply(DNS_T, "primary", 0, "stale")
+    sw.heartbeat(DNS_T, "standby", 1)
+    assert sw.current(DNS_T) == "standby"
+    assert not stub.refused
+
+
+def test_dnspod_both_enabled_is_no_side(stub: TencentStub) -> None:
+    stub.services.records[1001].status = "ENABLE"
+    assert DnspodRecordStatusSwitcher(api(stub)).current(DNS_T) is None
+
+
+def test_custom_domain_repoints_one_route_and_keeps_the_others(stub: TencentStub) -> None:
+    sw = ScfCustomDomainSwitcher(api(stub))
+    assert sw.current(ROUTE_T) == "primary"
+    sw.apply(ROUTE_T, "standby", 3, "logic 5xx")
+    routes = {r["PathMatch"]: r for r in stub.services.domains[(P, "api.shop.example")].endpoints}
+    assert routes["/api/*"]["FunctionName"] == "shop-logic-b"
+    assert routes["/health"]["FunctionName"] == "shop-health"
+    assert routes["/api/*"]["Qualifier"] == "$LATEST"
+    assert sw.verify(ROUTE_T, "standby")
+    updates = stub.calls.count(("AKIDmonitor", "scf", "UpdateCustomDomain"))
+    sw.apply(ROUTE_T, "standby", 3, "retry")  # idempotent: nothing to send
+    assert stub.calls.count(("AKIDmonitor", "scf", "UpdateCustomDomain")) == updates == 1
+    sw.apply(ROUTE_T, "primary", 2, "stale holder")
+    sw.heartbeat(ROUTE_T, "standby", 3)
+    assert sw.current(ROUTE_T) == "standby"
+
+
+def test_custom_domain_errors_name_the_route_and_the_function(stub: TencentStub) -> None:
+    sw = ScfCustomDomainSwitcher(api(stub))
+    with pytest.raises(SwitchError, match=r"no route /nope.*routes: \['/api/\*', '/health'\]"):
+        sw.apply({**ROUTE_T, "path": "/nope"}, "standby", 1, "x")
+    # A domain is regional: a function of another region is refused by the API.
+    with pytest.raises(SwitchError, match=r"ResourceNotFound\.Function"):
+        sw.apply({**ROUTE_T, "values": {"primary": "shop-logic-a", "standby": "shop-x"}},
+                 "standby", 1, "x")
+    assert sw.current(ROUTE_T) == "primary"
+
+
+def test_cdb_dr_switch_fences_then_promotes_and_is_one_way(stub: TencentStub) -> None:
+    stub.services.async_polls = 2
+    sw = CdbDrSwitcher(api(stub), poll_s=0.01)
+    assert sw.current(CDB_T) == "primary"
+    sw.apply(CDB_T, "standby", 4, "primary region down")
+    inst = stub.services.instances
+    assert inst["cdb-p"].read_only == 1  # fenced first
+    assert inst["cdb-dr"].type == 1 and inst["cdb-dr"].master is None
+    assert sw.verify(CDB_T, "standby")
+    assert sw.last["fenced"] is True and sw.last["ignore_sync_delay"] == 0
+    order = [a for _, svc, a in stub.calls if svc == "cdb"]
+    assert order.index("ModifyDBInstanceReadOnlyStatus") < order.index(
+        "SwitchDrInstanceToMaster")
+    assert order.count("DescribeAsyncRequestInfo") == 3  # RUNNING, RUNNING, SUCCESS
+    sw.apply(CDB_T, "standby", 4, "retry")  # idempotent: already a master
+    assert sw.last == {"token": 4, "already_master": True}
+    with pytest.raises(SwitchError, match="fail back by creating a DR instance"):
+        sw.apply(CDB_T, "primary", 5, "failback")
+
+
+def test_cdb_fence_refused_promotes_nothing(stub: TencentStub) -> None:
+    sw = CdbDrSwitcher(api(stub, "AKIDnofence", "nofence-key", None), poll_s=0.01)
+    with pytest.raises(SwitchError, match=r"fence of cdb-p refused.*nothing was promoted"):
+        sw.apply(CDB_T, "standby", 1, "x")
+    assert stub.services.instances["cdb-dr"].type == 2
+    assert stub.refused == {"AuthFailure.UnauthorizedOperation": 1}
+
+
+def test_cdb_unreachable_primary_region_promotes_and_heartbeat_fences_it_later(
+        stub: TencentStub) -> None:
+    stub.down_regions.add(P)
+    sw = CdbDrSwitcher(api(stub), poll_s=0.01)
+    sw.apply({**CDB_T, "disaster_ignore_sync_delay": 1024}, "standby", 2, "region lost")
+    assert sw.last["fenced"] is False and sw.last["ignore_sync_delay"] == 1024
+    assert stub.services.instances["cdb-dr"].type == 1
+    assert stub.services.instances["cdb-p"].read_only == 0  # could not be reached
+    sw.heartbeat(CDB_T, "standby", 2)  # still down: tried again next round, no error
+    stub.down_regions.clear()  # the region comes back, its old primary writable
+    sw.heartbeat(CDB_T, "standby", 2)
+    assert stub.services.instances["cdb-p"].read_only == 1
+
+
+def test_cdb_lag_beyond_the_wait_times_out_without_promoting(stub: TencentStub) -> None:
+    stub.services.instances["cdb-dr"].lag_bytes = 4096
+    sw = CdbDrSwitcher(api(stub), poll_s=0.01)
+    with pytest.raises(SwitchError, match=r"still RUNNING after 0\.3 s"):
+        sw.apply({**CDB_T, "switch_timeout_s": 0.3}, "standby", 1, "x")
+    assert stub.services.instances["cdb-dr"].type == 2
+
+
+def test_scf_invoke_probe(stub: TencentStub) -> None:
+    svc = stub.services
+    svc.add_function(P, "shop-sick", lambda e: {"ok": False, "detail": "db down"})
+
+    def boom(event: Any) -> Any:
+        raise RuntimeError("handler crashed")
+
+    svc.add_function(P, "shop-crash", boom)
+    seen: list[Any] = []
+
+    def echo(event: Any) -> Any:
+        seen.append(event)
+        return {"ok": True}
+
+    svc.add_function(P, "shop-echo", echo)
+    probe = scf_invoke_probe(api(stub))
+    t = {"scope": "logic", "kind": "scf_invoke", "side": "primary", "region": P,
+         "namespace": "default"}
+    assert probe({**t, "function": "shop-echo"}, 2.0).ok
+    assert seen == [{"standby_probe": True}]
+    sick = probe({**t, "function": "shop-sick"}, 2.0)
+    assert not sick.ok and "db down" in sick.detail
+    crash = probe({**t, "function": "shop-crash"}, 2.0)
+    assert not crash.ok and "handler crashed" in crash.detail
+    missing = probe({**t, "function": "shop-gone"}, 2.0)
+    assert not missing.ok and "ResourceNotFound.Function" in missing.detail
+    denied = probe({**t, "function": "other-app"}, 2.0)  # outside the role's resources
+    assert not denied.ok and "UnauthorizedOperation" in denied.detail
+
+
+# -- the pointer, in the SQL state store on a real MariaDB -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def maria() -> Iterator[MariaPair]:
+    with MariaPair() as pair:
+        yield pair
+
+
+def test_pointer_rejects_a_stale_token_and_is_idempotent(maria: MariaPair) -> None:
+    store = SqlStateStore(mysql_connect("127.0.0.1", maria.servers["primary"].port, ADMIN,
+                                        maria.admin_password, maria.database), prefix="ptr_")
+    sw = PointerSwitcher(store)
+    t = {"scope": "data", "kind": "tencent_pointer_all", "key": "data",
+         "values": {"primary": P, "standby": S}}
+    assert sw.current(t) is None
+    sw.heartbeat(t, "standby", 0)  # token 0: before the first switch nothing is written
+    assert store.read_pointer("data") == (None, 0)
+    sw.apply(t, "standby", 2, "primary down")
+    sw.apply(t, "standby", 2, "retry")  # the same token may repeat its own write
+    assert sw.verify(t, "standby") and store.read_pointer("data") == (S, 2)
+    with pytest.raises(StaleToken):
+        sw.apply(t, "primary", 1, "stale holder")
+    with pytest.raises(StaleToken):
+        sw.apply(t, "primary", 2, "same token, other side")
+    sw.heartbeat(t, "primary", 1)  # an older committed view never overwrites a newer token
+    assert store.read_pointer("data") == (S, 2)
+    sw.apply(t, "primary", 3, "failback")
+    assert sw.current(t) == "primary"
+
+
+def test_switcher_table_covers_every_registered_tencent_switch_kind() -> None:
+    from components.runtime.tencent.kinds import SWITCHES
+
+    store = SqlStateStore(lambda: None)
+    table = tencent_switchers(TencentApi("id", "key"), store)
+    assert set(table) == {k.name for k in SWITCHES}
