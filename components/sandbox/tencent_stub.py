@@ -199,8 +199,11 @@ class TencentStub:
         self.endpoint = ""
         """``127.0.0.1:PORT`` once started."""
         from components.sandbox.tencent_stub_api import Services
+        from components.sandbox.tencent_stub_cos import CosStub
 
         self.services = Services(self)
+        self.cos = CosStub(self)
+        """COS on its own port (its own signature scheme): ``cos.endpoint`` once started."""
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -213,7 +216,9 @@ class TencentStub:
         self._actions[(action.version, action.name)] = action
 
     def start(self) -> str:
-        """Serve on 127.0.0.1 on a free port; returns ``127.0.0.1:PORT``."""
+        """Serve on 127.0.0.1 on a free port; returns ``127.0.0.1:PORT`` (the TC3 APIs;
+        COS gets a port of its own, ``cos.endpoint``)."""
+        self.cos.start()
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -233,6 +238,7 @@ class TencentStub:
         return self.endpoint
 
     def close(self) -> None:
+        self.cos.close()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

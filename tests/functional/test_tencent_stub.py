@@ -176,3 +176,36 @@ def test_cam_evaluation_deny_wins_and_resources_match() -> None:
                                                        "resource": "*"}]})
     with pytest.raises(ValueError, match="version"):
         check_policy({"Statement": []})
+
+
+def test_cos_checks_its_own_sha1_signature_time_and_cam(stub: tuple[TencentStub, str]) -> None:
+    from qcloud_cos import CosConfig, CosS3Client
+    from qcloud_cos.cos_exception import CosServiceError
+
+    s, _ = stub
+    s.cos.add_bucket("ap-guangzhou", "shop-1250000000")
+    ip, _, port = s.cos.endpoint.rpartition(":")
+
+    def cos(sid: str, key: str) -> Any:
+        return CosS3Client(CosConfig(Region="ap-guangzhou", SecretId=sid, SecretKey=key,
+                                     IP=ip, Port=int(port), Scheme="http"), retry=0)
+
+    cos("AKIDadmin", "admin-key").put_object(Bucket="shop-1250000000", Key="a/b c", Body=b"1")
+    assert s.cos.buckets[("ap-guangzhou", "shop-1250000000")] == {"a/b c": b"1"}
+
+    def code(fn: Any) -> str:
+        with pytest.raises(CosServiceError) as exc:
+            fn()
+        return str(exc.value.get_error_code())
+
+    assert code(lambda: cos("AKIDadmin", "bad").put_object(
+        Bucket="shop-1250000000", Key="x", Body=b"2")) == "SignatureDoesNotMatch"
+    assert code(lambda: cos("AKIDnobody", "k").get_object(
+        Bucket="shop-1250000000", Key="a/b c")) == "InvalidAccessKeyId"
+    assert code(lambda: cos("AKIDdns", "dns-key").get_object(
+        Bucket="shop-1250000000", Key="a/b c")) == "AccessDenied"
+    real = s.clock
+    s.clock = lambda: real() + 20_000  # past the SDK's sign-time window
+    assert code(lambda: cos("AKIDadmin", "admin-key").get_object(
+        Bucket="shop-1250000000", Key="a/b c")) == "RequestTimeTooSkewed"
+    assert list(s.cos.buckets[("ap-guangzhou", "shop-1250000000")]) == ["a/b c"]

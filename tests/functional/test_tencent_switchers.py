@@ -15,7 +15,7 @@ from components.runtime.registry import REGISTRY
 from components.runtime.sql_state import SqlStateStore, mysql_connect
 from components.runtime.tencent.client import TencentApi, TencentApiError
 from components.runtime.tencent.db_switchers import CdbDrSwitcher
-from components.runtime.tencent.probes import scf_invoke_probe
+from components.runtime.tencent.probes import cos_bucket_probe, scf_invoke_probe
 from components.runtime.tencent.switchers import (
     DnspodRecordStatusSwitcher,
     PointerSwitcher,
@@ -36,6 +36,10 @@ MONITOR_POLICY = {"version": "2.0", "statement": [
     {"effect": "allow", "resource": [f"qcs::scf:*:uin/{UIN}:customdomain/api.shop.example",
                                      f"qcs::scf:*:uin/{UIN}:namespace/default/function/shop-*"],
      "action": ["name/scf:GetCustomDomain", "name/scf:UpdateCustomDomain", "name/scf:Invoke"]},
+    {"effect": "allow", "resource": ["qcs::cos:*:uid/1250000000:shop-data-*/_standby-probe/*"],
+     "action": ["name/cos:PutObject", "name/cos:GetObject"]},
+    {"effect": "allow", "resource": ["qcs::cos:*:uid/1250000000:shop-data-*/"],
+     "action": ["name/cos:HeadBucket"]},
     {"effect": "allow", "resource": [f"qcs::cdb:*:uin/{UIN}:instanceId/*"],
      "action": ["name/cdb:DescribeDBInstances", "name/cdb:ModifyDBInstanceReadOnlyStatus",
                 "name/cdb:SwitchDrInstanceToMaster", "name/cdb:DescribeAsyncRequestInfo"]},
@@ -63,6 +67,8 @@ def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[TencentStub]:
              "PathMatch": "/api/*"},
             {"Namespace": "default", "FunctionName": "shop-health", "Qualifier": "$LATEST",
              "PathMatch": "/health"}])
+        s.cos.add_bucket(P, "shop-data-p-1250000000")
+        s.cos.add_bucket(P, "other-app-1250000000")
         svc.add_instance("cdb-p", P)
         svc.add_instance("cdb-dr", S, master="cdb-p")
         s.start()
@@ -71,7 +77,7 @@ def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[TencentStub]:
 
 def api(s: TencentStub, sid: str = "AKIDmonitor", key: str = "monitor-key",
         token: str | None = "sts-token") -> TencentApi:
-    return TencentApi(sid, key, token, endpoint=s.endpoint)
+    return TencentApi(sid, key, token, endpoint=s.endpoint, cos_endpoint=s.cos.endpoint)
 
 
 DNS_T = {"scope": "dns", "kind": "dnspod_record_status", "domain": "shop.example",
@@ -238,6 +244,29 @@ def test_scf_invoke_probe(stub: TencentStub) -> None:
     assert not missing.ok and "ResourceNotFound.Function" in missing.detail
     denied = probe({**t, "function": "other-app"}, 2.0)  # outside the role's resources
     assert not denied.ok and "UnauthorizedOperation" in denied.detail
+
+
+def test_cos_bucket_probe_heads_writes_and_reads_back(stub: TencentStub) -> None:
+    probe = cos_bucket_probe(api(stub), "ap-guangzhou#monitor")
+    t = {"scope": "data", "kind": "cos_bucket", "side": "primary", "region": P}
+    ok = probe({**t, "bucket": "shop-data-p-1250000000"}, 2.0)
+    assert ok.ok, ok.detail
+    objects = stub.cos.buckets[(P, "shop-data-p-1250000000")]
+    assert list(objects) == ["_standby-probe/ap-guangzhou#monitor"]
+    assert [a for _, svc, a in stub.calls if svc == "cos"] == ["HeadBucket", "PutObject",
+                                                               "GetObject"]
+    # A HEAD answer has no body, so the SDK reports only the status; the stub's counters
+    # say which check refused it.
+    gone = probe({**t, "bucket": "shop-data-gone-1250000000"}, 2.0)
+    assert not gone.ok and "NoSuchResource" in gone.detail
+    assert stub.refused == {"cos:NoSuchBucket": 1}
+    denied = probe({**t, "bucket": "other-app-1250000000"}, 2.0)  # not the role's bucket
+    assert not denied.ok and stub.refused["cos:AccessDenied"] == 1
+    assert stub.cos.buckets[(P, "other-app-1250000000")] == {}
+    bad_key = cos_bucket_probe(api(stub, key="wrong"), "v")({**t, "bucket":
+                                                             "shop-data-p-1250000000"}, 2.0)
+    assert not bad_key.ok and stub.refused["cos:SignatureDoesNotMatch"] == 1
+    assert list(objects) == ["_standby-probe/ap-guangzhou#monitor"]  # nothing else written
 
 
 # -- the pointer, in the SQL state store on a real MariaDB -------------------------------------

@@ -18,6 +18,8 @@ from typing import Any
 from components.runtime.errors import RuntimeFailure
 
 ENDPOINT_ENV = "STANDBY_TENCENT_ENDPOINT"
+#: COS speaks its own XML API (own signature), so a local stand-in has its own address.
+COS_ENDPOINT_ENV = "STANDBY_TENCENT_COS_ENDPOINT"
 
 
 class TencentApiError(RuntimeFailure):
@@ -28,12 +30,14 @@ class TencentApiError(RuntimeFailure):
 
 class TencentApi:
     def __init__(self, secret_id: str, secret_key: str, token: str | None = None,
-                 endpoint: str | None = None, timeout_s: int = 10) -> None:
+                 endpoint: str | None = None, timeout_s: int = 10,
+                 cos_endpoint: str | None = None) -> None:
         if not secret_id or not secret_key:
             raise ValueError("a Tencent API credential needs a secret id and a secret key "
                              "(TENCENTCLOUD_SECRETID, TENCENTCLOUD_SECRETKEY)")
         self._cred = (secret_id, secret_key, token or None)
         self.endpoint = endpoint or None
+        self.cos_endpoint = cos_endpoint or None
         self.timeout_s = timeout_s
         self._clients: dict[tuple[str, str, str], Any] = {}
         self._lock = threading.Lock()
@@ -42,7 +46,8 @@ class TencentApi:
     def from_env(cls, env: Mapping[str, str] | None = None) -> TencentApi:
         e = os.environ if env is None else env
         return cls(e.get("TENCENTCLOUD_SECRETID", ""), e.get("TENCENTCLOUD_SECRETKEY", ""),
-                   e.get("TENCENTCLOUD_SESSIONTOKEN") or None, e.get(ENDPOINT_ENV) or None)
+                   e.get("TENCENTCLOUD_SESSIONTOKEN") or None, e.get(ENDPOINT_ENV) or None,
+                   cos_endpoint=e.get(COS_ENDPOINT_ENV) or None)
 
     def _client(self, service: str, version: str, region: str) -> Any:
         from tencentcloud.common import credential
@@ -63,6 +68,18 @@ class TencentApi:
                     service, version, credential.Credential(*self._cred), region,
                     ClientProfile(httpProfile=hp))
             return self._clients[key]
+
+    def cos(self, region: str) -> Any:
+        """A COS client (``cos-python-sdk-v5``) for ``region`` with this credential."""
+        from qcloud_cos import CosConfig, CosS3Client
+
+        sid, key, token = self._cred
+        kw: dict[str, Any] = {}
+        if self.cos_endpoint:
+            ip, _, port = self.cos_endpoint.rpartition(":")
+            kw = {"IP": ip, "Port": int(port), "Scheme": "http"}
+        return CosS3Client(CosConfig(Region=region, SecretId=sid, SecretKey=key, Token=token,
+                                     Timeout=self.timeout_s, **kw), retry=0)
 
     def call(self, service: str, version: str, region: str, action: str,
              params: Mapping[str, Any]) -> dict[str, Any]:

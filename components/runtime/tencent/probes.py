@@ -1,8 +1,10 @@
-"""Tencent probes: the SCF function invoked synchronously with the health event."""
+"""Tencent probes: the SCF function invoked synchronously with the health event; a COS
+bucket headed, then a small object written and read back."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,5 +42,25 @@ def scf_invoke_probe(api: TencentApi) -> Probe:
     return probe
 
 
-def tencent_probes(api: TencentApi) -> dict[str, Probe]:
-    return {"http": http_probe, "scf_invoke": scf_invoke_probe(api)}
+def cos_bucket_probe(api: TencentApi, vantage: str) -> Probe:
+    """Head the bucket, then write and read back ``_standby-probe/<vantage>``."""
+
+    def probe(target: Mapping[str, Any], timeout_s: float) -> ProbeResult:
+        def run() -> tuple[bool, str, dict[str, Any]]:
+            cos = api.cos(str(target["region"]))
+            bucket = str(target["bucket"])
+            cos.head_bucket(Bucket=bucket)
+            key = f"{target.get('probe_key', '_standby-probe/')}{vantage}"
+            body = f"{time.time():.3f}".encode()
+            cos.put_object(Bucket=bucket, Key=key, Body=body)
+            got = cos.get_object(Bucket=bucket, Key=key)["Body"].get_raw_stream().read()
+            return got == body, "head+put+get ok" if got == body else "read back differs", {}
+
+        return timed(target, run)
+
+    return probe
+
+
+def tencent_probes(api: TencentApi, vantage: str) -> dict[str, Probe]:
+    return {"http": http_probe, "scf_invoke": scf_invoke_probe(api),
+            "cos_bucket": cos_bucket_probe(api, vantage)}
