@@ -119,6 +119,11 @@ def _matches(patterns: Any, value: str) -> bool:
     return any(fnmatch.fnmatchcase(value, p) for p in pats)
 
 
+def _action(pattern: str) -> str:
+    """CAM accepts ``cos:PutObject`` as well as ``name/cos:PutObject``."""
+    return pattern if pattern == "*" or pattern.startswith("name/") else f"name/{pattern}"
+
+
 def check_policy(policy: Mapping[str, Any]) -> None:
     """Refuse a policy that is not CAM syntax, naming the fault."""
     if policy.get("version") != "2.0" or not isinstance(policy.get("statement"), list):
@@ -133,7 +138,8 @@ def allowed(policy: Mapping[str, Any], action: str, resource: str) -> bool:
     """CAM evaluation: an explicit deny wins; otherwise a matching allow is needed."""
     verdict = False
     for st in policy["statement"]:
-        if _matches(st["action"], action) and _matches(st["resource"], resource):
+        acts = [st["action"]] if isinstance(st["action"], str) else st["action"]
+        if _matches([_action(a) for a in acts], action) and _matches(st["resource"], resource):
             if st["effect"] == "deny":
                 return False
             verdict = True

@@ -16,7 +16,7 @@ from components.sandbox.tencent_stub import Action, ApiError, P, Request
 if TYPE_CHECKING:
     from components.sandbox.tencent_stub import TencentStub
 
-DNSPOD, SCF, CDB = "2021-03-23", "2018-04-16", "2017-03-20"
+DNSPOD, SCF, CDB, SSM = "2021-03-23", "2018-04-16", "2017-03-20", "2019-09-23"
 
 
 @dataclass
@@ -78,6 +78,8 @@ class Services:
     domains: dict[tuple[str, str], CustomDomain] = field(default_factory=dict)
     instances: dict[str, Instance] = field(default_factory=dict)
     requests: dict[str, AsyncRequest] = field(default_factory=dict)
+    secrets: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    """(region, secret name, version id) -> SecretString."""
     async_polls: int = 1
     """How many DescribeAsyncRequestInfo polls a DR switch stays RUNNING."""
 
@@ -104,6 +106,25 @@ class Services:
 
     def add_instance(self, instance_id: str, region: str, master: str | None = None) -> None:
         self.instances[instance_id] = Instance(instance_id, region, 2 if master else 1, master)
+
+    def add_secret(self, region: str, name: str, value: str, version: str = "v1") -> None:
+        self.secrets[(region, name, version)] = value
+
+    # -- SSM -------------------------------------------------------------------------------
+
+    def get_secret_value(self, req: Request) -> dict[str, Any]:
+        """SSM GetSecretValue, API 2019-09-23 (doc page "GetSecretValue"): SecretName and
+        VersionId, both required; the secret is regional."""
+        p = req.params
+        key = (req.region, p["SecretName"], p["VersionId"])
+        if key not in self.secrets:
+            if not any(k[:2] == key[:2] for k in self.secrets):
+                raise ApiError("ResourceNotFound.SecretNotExist",
+                               f"secret {p['SecretName']} does not exist in {req.region}")
+            raise ApiError("ResourceNotFound.VersionNotExist",
+                           f"secret {p['SecretName']} has no version {p['VersionId']}")
+        return {"SecretName": p["SecretName"], "VersionId": p["VersionId"],
+                "SecretString": self.secrets[key], "SecretBinary": "", "SecretType": 0}
 
     # -- DNSPod ----------------------------------------------------------------------------
 
@@ -311,10 +332,17 @@ class Services:
             return (f"qcs::scf:{req.region}:uin/{req.uin}:namespace/{ns}/function/"
                     f"{req.params['FunctionName']}")
 
+        def secret_res(req: Request) -> str:
+            return (f"qcs::ssm:{req.region}:uin/{req.uin}:secret/creatorUin/{req.uin}/"
+                    f"{req.params['SecretName']}")
+
         s, i, a, o = "String", "Integer", "Array", "Object"
         endpoint = {"Namespace": P(s), "FunctionName": P(s, True), "Qualifier": P(s),
                     "PathMatch": P(s, True), "PathRewrite": P(a)}
         return [
+            Action("ssm", SSM, "GetSecretValue",
+                   {"SecretName": P(s, True), "VersionId": P(s, True)},
+                   self.get_secret_value, secret_res),
             Action("dnspod", DNSPOD, "ModifyRecordStatus",
                    {"Domain": P(s, True), "RecordId": P(i, True),
                     "Status": P(s, True, ("ENABLE", "DISABLE")), "DomainId": P(i)},

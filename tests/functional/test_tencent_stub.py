@@ -168,6 +168,10 @@ def test_cam_evaluation_deny_wins_and_resources_match() -> None:
         {"effect": "allow", "action": "name/cdb:*", "resource": "qcs::cdb:ap-guangzhou:*"},
         {"effect": "deny", "action": "name/cdb:SwitchDrInstanceToMaster", "resource": "*"}]}
     check_policy(pol)
+    short = {"version": "2.0", "statement": [{"effect": "allow", "action": ["cdb:Describe*"],
+                                               "resource": "*"}]}
+    assert allowed(short, "name/cdb:DescribeDBInstances", "qcs::cdb:x")  # prefix optional
+    assert not allowed(short, "name/cdb:SwitchDrInstanceToMaster", "qcs::cdb:x")
     assert allowed(pol, "name/cdb:DescribeDBInstances", "qcs::cdb:ap-guangzhou:uin/1:x/y")
     assert not allowed(pol, "name/cdb:DescribeDBInstances", "qcs::cdb:ap-shanghai:uin/1:x/y")
     assert not allowed(pol, "name/cdb:SwitchDrInstanceToMaster", "qcs::cdb:ap-guangzhou:a")

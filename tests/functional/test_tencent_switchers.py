@@ -5,17 +5,19 @@ and fail closed where a fence is refused."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from components.runtime.errors import StaleToken, SwitchError
+from components.runtime.errors import ConfigError, StaleToken, SwitchError
 from components.runtime.registry import REGISTRY
 from components.runtime.sql_state import SqlStateStore, mysql_connect
 from components.runtime.tencent.client import TencentApi, TencentApiError
 from components.runtime.tencent.db_switchers import CdbDrSwitcher
 from components.runtime.tencent.probes import cos_bucket_probe, scf_invoke_probe
+from components.runtime.tencent.state import state_store
 from components.runtime.tencent.switchers import (
     DnspodRecordStatusSwitcher,
     PointerSwitcher,
@@ -40,6 +42,9 @@ MONITOR_POLICY = {"version": "2.0", "statement": [
      "action": ["name/cos:PutObject", "name/cos:GetObject"]},
     {"effect": "allow", "resource": ["qcs::cos:*:uid/1250000000:shop-data-*/"],
      "action": ["name/cos:HeadBucket"]},
+    # As the Tencent deploy writes it: the action without the ``name/`` prefix.
+    {"effect": "allow", "action": ["ssm:GetSecretValue"],
+     "resource": [f"qcs::ssm:{S}:uin/{UIN}:secret/creatorUin/{UIN}/shop-standby-state-dsn"]},
     {"effect": "allow", "resource": [f"qcs::cdb:*:uin/{UIN}:instanceId/*"],
      "action": ["name/cdb:DescribeDBInstances", "name/cdb:ModifyDBInstanceReadOnlyStatus",
                 "name/cdb:SwitchDrInstanceToMaster", "name/cdb:DescribeAsyncRequestInfo"]},
@@ -306,3 +311,28 @@ def test_switcher_table_covers_every_registered_tencent_switch_kind() -> None:
     store = SqlStateStore(lambda: None)
     table = tencent_switchers(TencentApi("id", "key"), store)
     assert set(table) == {k.name for k in SWITCHES}
+
+
+def test_state_store_comes_from_the_dsn_secret_the_deploy_writes(
+        stub: TencentStub, maria: MariaPair) -> None:
+    dsn = {"engine": "mysql", "host": "127.0.0.1", "port": maria.servers["primary"].port,
+           "user": ADMIN, "password": maria.admin_password, "database": maria.database}
+    stub.services.add_secret(S, "shop-standby-state-dsn", json.dumps(dsn))
+    env = {"STANDBY_STATE_STORE": "mysql", "STANDBY_STATE_DSN_SECRET": "shop-standby-state-dsn",
+           "STANDBY_STATE_REGION": S}
+    store = state_store(api(stub), env)
+    lease = store.acquire("logic", "ap-guangzhou#inv-1", 100, 30)
+    assert lease is not None and lease.token == 1
+    # The role may read only its own secret in the control region: CAM refuses the rest.
+    with pytest.raises(ConfigError, match=r"AuthFailure\.UnauthorizedOperation"):
+        state_store(api(stub), {**env, "STANDBY_STATE_REGION": P})
+    with pytest.raises(ConfigError, match=r"ResourceNotFound\.VersionNotExist"):
+        state_store(api(stub), {**env, "STANDBY_STATE_DSN_VERSION": "v2"})
+    stub.services.add_secret(S, "shop-standby-state-dsn", json.dumps({"host": "h"}), "v3")
+    with pytest.raises(ConfigError, match="missing port, user, password, database"):
+        state_store(api(stub), {**env, "STANDBY_STATE_DSN_VERSION": "v3"})
+    with pytest.raises(ConfigError) as exc:
+        state_store(api(stub), {"STANDBY_STATE_STORE": "dynamodb"})
+    assert exc.value.problems == [
+        "STANDBY_STATE_STORE: 'dynamodb'; allowed on Tencent: mysql",
+        "STANDBY_STATE_DSN_SECRET: missing", "STANDBY_STATE_REGION: missing"]
