@@ -107,7 +107,9 @@ def test_racing_acquirers_get_exactly_one_lease_and_unique_tokens(maria: MariaPa
     """Eight threads, each its own connection, acquire the same free lease at once: the row
     lock lets exactly one win; then, after expiry, every taker gets a fresh token."""
     store = new_store(maria)
-    store.create_tables()
+    first = store.acquire("data", "h-first", 0, 60)
+    assert first is not None
+    store.release(first)  # the lease row exists and is free: the race is on that row
     start = threading.Barrier(8)
     won: list[Lease] = []
     guard = threading.Lock()
@@ -124,9 +126,9 @@ def test_racing_acquirers_get_exactly_one_lease_and_unique_tokens(maria: MariaPa
         t.start()
     for t in threads:
         t.join(timeout=60)
-    assert len(won) == 1 and won[0].token == 1
+    assert len(won) == 1 and won[0].token == 2
     tokens = [store.acquire("data", f"late{i}", 200 + 100 * i, 60) for i in range(3)]
-    assert [t.token for t in tokens if t] == [2, 3, 4]
+    assert [t.token for t in tokens if t] == [3, 4, 5]
 
 
 def test_release_by_a_stale_holder_leaves_the_new_lease(maria: MariaPair) -> None:
@@ -170,3 +172,22 @@ def test_store_reports_its_clock(maria: MariaPair) -> None:
 @given(seed=st.integers(0, 2**32 - 1))
 def test_protocol_is_safe_over_random_schedules_mariadb(maria: MariaPair, seed: int) -> None:
     assert run_schedule(seed, new_store(maria), steps=12, pool=POOL) == Counter()
+
+
+def test_commit_needs_this_leases_intent(maria: MariaPair) -> None:
+    store = new_store(maria)
+    a = store.acquire("data", "a", 100, 60)
+    assert a is not None
+    rec = SwitchRecord("data", "data", 100, "a", "primary", "standby", a.token, "x")
+    with pytest.raises(StaleToken):  # no intent recorded: nothing to commit
+        store.commit(a, "data", "primary", ScopeState(active="standby"), rec, 101)
+    store.begin(a, "data", "primary", Intent(a.token, "standby", "primary", "a", ("t",)), 101)
+    b = store.acquire("data", "b", 200, 60)  # a's lease expired; b records its own intent
+    assert b is not None
+    store.begin(b, "data", "primary", Intent(b.token, "primary", "primary", "b", ("t",)), 201)
+    store.release(b)
+    a2 = store.acquire("data", "a", 202, 60)  # a holds the lease again, with a new token
+    assert a2 is not None
+    with pytest.raises(StaleToken):  # the intent is b's, not a2's
+        store.commit(a2, "data", "primary", ScopeState(active="standby"), rec, 203)
+    assert store.read_scope("data", "data").active == "primary" and store.log("data") == []
