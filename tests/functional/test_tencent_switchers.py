@@ -421,3 +421,93 @@ def test_two_tencent_vantages_switch_the_route_and_pointer_exactly_once(
     [record] = store.log("gateway")
     assert record.token == state.token and record.evidence["probes"]
     assert not stub.refused  # every call passed signature, shape and CAM
+
+
+# -- the SCF monitor handler ------------------------------------------------------------------
+
+
+def _handler_env(stub: TencentStub, maria: MariaPair, region: str) -> dict[str, str]:
+    dsn = {"engine": "mysql", "host": "127.0.0.1", "port": maria.servers["primary"].port,
+           "user": ADMIN, "password": maria.admin_password, "database": maria.database}
+    stub.services.add_secret(S, "shop-standby-state-dsn", json.dumps(dsn))
+    probes = [{"scope": "gateway-gz", "kind": "scf_invoke", "side": side, "region": P,
+               "namespace": "default", "function": fn}
+              for side, fn in (("primary", "shop-logic-a"), ("standby", "shop-logic-b"))]
+    return {
+        "TENCENTCLOUD_SECRETID": "AKIDmonitor", "TENCENTCLOUD_SECRETKEY": "monitor-key",
+        "TENCENTCLOUD_SESSIONTOKEN": "sts-token", "STANDBY_TENCENT_ENDPOINT": stub.endpoint,
+        "STANDBY_TOPOLOGY": "shop", "STANDBY_LAYER": "gateway", "STANDBY_REGION": region,
+        "STANDBY_SETTINGS": json.dumps({"interval_s": 1, "timeout_s": 2, "quorum": 2,
+                                        "failure_threshold": 2, "recovery_threshold": 2,
+                                        "cooldown_s": 0, "failback": "manual",
+                                        "practice": False}),
+        "STANDBY_PROBES": json.dumps(probes),
+        "STANDBY_SWITCH": json.dumps([ROUTE_T | {"scope": "gateway-gz"}]),
+        "STANDBY_STATE_STORE": "mysql", "STANDBY_STATE_DSN_SECRET": "shop-standby-state-dsn",
+        "STANDBY_STATE_REGION": S, "STANDBY_WEBHOOKS": "[]", "STANDBY_LOOP_S": "0"}
+
+
+TIMER = {"Type": "Timer", "TriggerName": "monitor", "Time": "2026-11-21T19:00:00Z",
+         "Message": ""}
+
+
+def test_streak_survives_fresh_handler_per_timer_invocation(
+        stub: TencentStub, maria: MariaPair) -> None:
+    """Every SCF timer invocation is a fresh handler (a fresh monitor): the streaks live in
+    the SQL store, so two regions' invocations, one round each, still reach the switch."""
+    from components.runtime.tencent.monitor import handler
+
+    def logic_a(event: Any) -> Any:
+        raise RuntimeError("500 from the logic")
+
+    stub.services.add_function(P, "shop-logic-a", logic_a)
+    # A fresh store prefix per test is not possible through the env; the module's database
+    # is shared, so this scope name is used by this test only.
+    envs = [_handler_env(stub, maria, r) for r in (P, S)]
+    now = [2_000_000.0]
+    summaries = []
+    for i in range(3):
+        now[0] += 1.0
+        for e in envs:
+            summaries.append(handler(TIMER, {"request_id": f"req-{i}-{e['STANDBY_REGION']}",
+                                             "time_limit_in_ms": 30000}, env=e,
+                                     clock=lambda: now[0]))
+    switches = [s for summary in summaries for s in summary["switches"]]
+    assert switches == [{"scope": "gateway-gz", "to": "standby", "verified": True,
+                         "detail": switches[0]["detail"]}]
+    assert all(s["rounds"] == 1 for s in summaries)
+    route = {r["PathMatch"]: r["FunctionName"]
+             for r in stub.services.domains[(P, "api.shop.example")].endpoints}
+    assert route["/api/*"] == "shop-logic-b"
+
+
+@pytest.mark.parametrize("event", [
+    {"Type": "Timer", "TriggerName": "m", "Extra": 1},
+    {"source": "schedule", "layer": "gateway"},
+    {"source": "manual", "layer": "data"},
+    {"source": "manual", "rounds": 0},
+    ["Timer"],
+])
+def test_bad_events_switch_nothing(stub: TencentStub, maria: MariaPair, event: Any) -> None:
+    from components.runtime.errors import EventError
+    from components.runtime.tencent.monitor import handler
+
+    calls = len(stub.calls)
+    with pytest.raises(EventError):
+        handler(event, {}, env=_handler_env(stub, maria, P))
+    assert len(stub.calls) == calls  # nothing probed, nothing switched
+
+
+def test_bad_tencent_environment_names_every_problem() -> None:
+    from components.runtime.tencent.monitor import load
+
+    with pytest.raises(ConfigError) as exc:
+        load({"STANDBY_TOPOLOGY": "shop", "STANDBY_LAYER": "gateway", "STANDBY_REGION": P,
+              "STANDBY_SETTINGS": "{}", "STANDBY_PROBES": "[]", "STANDBY_SWITCH": "[]",
+              "STANDBY_STATE_REGION": S,
+              "STANDBY_WEBHOOKS": json.dumps([{"kind": "teams"},
+                                              {"kind": "wecom", "secret_name": "x"}])})
+    text = "\n".join(exc.value.problems)
+    assert "STANDBY_WEBHOOKS[0].kind: allowed: wecom, dingtalk, slack" in text
+    assert "STANDBY_WEBHOOKS[1]: needs secret_name and region" in text
+    assert "STANDBY_STATE_TABLE" in text  # the DSN secret is missing too (see monitor.py)
