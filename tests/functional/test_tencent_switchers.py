@@ -213,6 +213,15 @@ def test_cdb_unreachable_primary_region_promotes_and_heartbeat_fences_it_later(
     assert stub.services.instances["cdb-p"].read_only == 1
 
 
+def test_cdb_heartbeat_without_primary_region_says_what_is_missing(stub: TencentStub) -> None:
+    target = {k: v for k, v in CDB_T.items() if k != "primary_region"}
+    sw = CdbDrSwitcher(api(stub), poll_s=0.01)
+    sw.apply(target, "standby", 1, "x")  # before: the DR instance's MasterInfo names it
+    assert stub.services.instances["cdb-p"].read_only == 1
+    with pytest.raises(SwitchError, match="add primary_region to the cdb_dr_switch target"):
+        sw.heartbeat(target, "standby", 1)
+
+
 def test_cdb_lag_beyond_the_wait_times_out_without_promoting(stub: TencentStub) -> None:
     stub.services.instances["cdb-dr"].lag_bytes = 4096
     sw = CdbDrSwitcher(api(stub), poll_s=0.01)

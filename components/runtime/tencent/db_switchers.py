@@ -49,9 +49,12 @@ class CdbDrSwitcher:
     def _primary_region(self, target: Mapping[str, Any], dr: Mapping[str, Any]) -> str:
         region = target.get("primary_region") or (dr.get("MasterInfo") or {}).get("Region")
         if not region:
+            # After the promotion the DR instance no longer names its master, so keeping
+            # the old primary fenced needs the region from the target itself.
             raise SwitchError(f"cannot tell the region of {target['instance_ids']['primary']}: "
                               "the target has no primary_region and the DR instance no "
-                              "MasterInfo")
+                              "MasterInfo (it was promoted); add primary_region to the "
+                              "cdb_dr_switch target")
         return str(region)
 
     def _fence(self, region: str, instance_id: str) -> None:
