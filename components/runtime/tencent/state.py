@@ -1,0 +1,59 @@
+"""The Tencent monitor's state store: ``SqlStateStore`` on the TencentDB for MySQL instance
+named by the environment the Tencent deploy emits:
+
+``STANDBY_STATE_STORE=mysql``, ``STANDBY_STATE_DSN_SECRET`` (an SSM secret in
+``STANDBY_STATE_REGION`` holding ``{"engine": "mysql", "host", "port", "user", "password",
+"database"}`` as JSON) and optionally ``STANDBY_STATE_DSN_VERSION`` (the secret's version
+id; the deploy writes ``v1``). The DSN is read through SSM ``GetSecretValue`` with the
+function's own credential, never from the environment itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from components.runtime.errors import ConfigError
+from components.runtime.sql_state import SqlStateStore, mysql_connect
+from components.runtime.tencent.client import TencentApi, TencentApiError
+
+DSN_KEYS = ("host", "port", "user", "password", "database")
+
+
+def read_dsn(api: TencentApi, region: str, secret: str, version: str = "v1") -> dict[str, Any]:
+    try:
+        out = api.call("ssm", "2019-09-23", region, "GetSecretValue",
+                       {"SecretName": secret, "VersionId": version})
+    except TencentApiError as exc:
+        raise ConfigError([f"STANDBY_STATE_DSN_SECRET {secret!r} in {region}: {exc}"]) from None
+    try:
+        doc = json.loads(out.get("SecretString") or "")
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        raise ConfigError([f"secret {secret!r}: not a JSON object with {', '.join(DSN_KEYS)}"])
+    missing = [k for k in DSN_KEYS if doc.get(k) in (None, "")]
+    if missing:
+        raise ConfigError([f"secret {secret!r}: missing {', '.join(missing)}; needs "
+                           f"{', '.join(DSN_KEYS)}"])
+    if doc.get("engine", "mysql") != "mysql":
+        raise ConfigError([f"secret {secret!r}: engine {doc['engine']!r}; allowed: mysql"])
+    return doc
+
+
+def state_store(api: TencentApi, env: Mapping[str, str], timeout_s: float = 3.0
+                ) -> SqlStateStore:
+    problems = []
+    if env.get("STANDBY_STATE_STORE") != "mysql":
+        problems.append(f"STANDBY_STATE_STORE: {env.get('STANDBY_STATE_STORE')!r}; "
+                        "allowed on Tencent: mysql")
+    for name in ("STANDBY_STATE_DSN_SECRET", "STANDBY_STATE_REGION"):
+        if not env.get(name):
+            problems.append(f"{name}: missing")
+    if problems:
+        raise ConfigError(problems)
+    dsn = read_dsn(api, env["STANDBY_STATE_REGION"], env["STANDBY_STATE_DSN_SECRET"],
+                   env.get("STANDBY_STATE_DSN_VERSION") or "v1")
+    return SqlStateStore(mysql_connect(str(dsn["host"]), int(dsn["port"]), str(dsn["user"]),
+                                       str(dsn["password"]), str(dsn["database"]), timeout_s))
