@@ -48,9 +48,9 @@ def differences(d: Deployment, seconds_per_minute: float) -> list[str]:
     runtimes = sorted({f.runtime for f in d.functions.values()}) or ["-"]
     compression = (f"1 min = {seconds_per_minute:g} s ({60 / seconds_per_minute:g}x faster "
                    "schedules; the monitors' STANDBY_LOOP_S, interval_s and cooldown_s are "
-                   f"divided by {60 / seconds_per_minute:g} too, their probe timeout_s as "
-                   "well but not below 1 s, so each invocation runs the rounds of a real "
-                   "minute; function timeouts and network calls run in real time)"
+                   f"divided by {60 / seconds_per_minute:g} too, so each invocation runs the "
+                   "rounds of a real minute; probe and function timeouts, cold starts and "
+                   "network calls run in real time)"
                    if seconds_per_minute != 60 else "none (1 min = 60 s)")
     return [
         "IAM: moto checks each call's top-level action against the caller's role policy; "
@@ -106,9 +106,11 @@ def run_schedules(d: Deployment, args: argparse.Namespace, cache: Path,
                          if x.error is None and getattr(x.result, "ok", False))
             total = Counter(x.schedule.function for x in done)
             say("")
-            say("invocations (ok/total):")
+            say("invocations (ok/total, slowest):")
             for name in sorted(total):
-                say(f"  {name:<28} {ok[name]}/{total[name]}")
+                slowest = max((getattr(x.result, "duration_s", 0.0) for x in done
+                               if x.schedule.function == name), default=0.0)
+                say(f"  {name:<28} {ok[name]}/{total[name]}  {slowest:.1f} s")
                 for x in done:
                     if x.schedule.function == name and not getattr(x.result, "ok", False):
                         err = x.error or x.result.payload.get("errorMessage", "")

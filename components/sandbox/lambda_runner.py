@@ -24,8 +24,8 @@ schedule's speed, so at 1 min = 10 s every monitor ran ~5 invocations at once an
 outlived its timeout under the load that made (measured: one scheduled invocation 41 s alone;
 at load ~16 all of them timed out at 60 s). ``compressed_env`` scales the monitor's
 time-valued settings with the schedule, so an invocation spans the same share of a
-(compressed) minute and runs the same number of rounds; the function's kill timeout and
-network time are not scaled. The CLI prints that it does so.
+(compressed) minute and runs the same number of rounds; the function's kill timeout, the
+probe timeout and network time are not scaled. The CLI prints that it does so.
 """
 
 from __future__ import annotations
@@ -59,16 +59,14 @@ START_ALLOWANCE_S = 2.0
 #: A closed port: any proxied (non-loopback) HTTP request fails at once.
 NO_EGRESS_PROXY = "http://127.0.0.1:9"
 
-#: Probes talk to a local moto in real time: a compressed probe timeout never goes below this.
-MIN_PROBE_TIMEOUT_S = 1.0
-
-
 def compressed_env(env: dict[str, str], compression: float) -> dict[str, str]:
-    """``env`` with a monitor's loop, interval, cooldown and probe timeout divided by
-    ``compression`` (a copy; unchanged for 1.0 and for functions that are not monitors).
+    """``env`` with a monitor's loop, interval and cooldown divided by ``compression`` (a
+    copy; unchanged for 1.0 and for functions that are not monitors).
 
-    The interval and timeout keep the run-time's own lower bounds (``SETTINGS_RANGES``) and
-    the timeout never drops below ``MIN_PROBE_TIMEOUT_S`` or rises above the registered one.
+    The interval keeps the run-time's lower bound (``SETTINGS_RANGES``). The probe timeout
+    stays as registered: probes are network and cold-start time, which is not compressed
+    (a 1 s timeout failed every standby probe whose function and wrapper each start a fresh
+    interpreter).
     """
     if compression < 1.0:
         raise ValueError(f"compression: {compression}; allowed: >= 1 (1 = real time)")
@@ -84,11 +82,6 @@ def compressed_env(env: dict[str, str], compression: float) -> dict[str, str]:
                                      float(settings["interval_s"]) / compression)
     if "cooldown_s" in settings:
         settings["cooldown_s"] = float(settings["cooldown_s"]) / compression
-    if "timeout_s" in settings:
-        registered = float(settings["timeout_s"])
-        settings["timeout_s"] = min(registered, max(MIN_PROBE_TIMEOUT_S,
-                                                    SETTINGS_RANGES["timeout_s"][0],
-                                                    registered / compression))
     out["STANDBY_SETTINGS"] = json.dumps(settings)
     return out
 

@@ -25,7 +25,8 @@ from components.sandbox.deploy import (
     policy_for_moto,
     trust_for_sandbox,
 )
-from components.sandbox.lambda_runner import MIN_PROBE_TIMEOUT_S, LambdaRunner, compressed_env
+from components.sandbox.drill_deployed import stage_targets, stage_value
+from components.sandbox.lambda_runner import LambdaRunner, compressed_env
 from components.sandbox.moto_proc import MotoProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -255,7 +256,7 @@ def test_compressed_env_scales_only_a_monitors_time_settings(world: Any) -> None
                                                          abs=0.001)
     assert settings["interval_s"] == pytest.approx(registered["interval_s"] / 6)
     assert settings["cooldown_s"] == pytest.approx(registered["cooldown_s"] / 6)
-    assert settings["timeout_s"] == max(MIN_PROBE_TIMEOUT_S, registered["timeout_s"] / 6)
+    assert settings["timeout_s"] == registered["timeout_s"]  # network time is real
     assert settings["failure_threshold"] == registered["failure_threshold"]
     assert {k: v for k, v in fast.items() if k not in ("STANDBY_LOOP_S", "STANDBY_SETTINGS")} \
         == {k: v for k, v in monitor.items() if k not in ("STANDBY_LOOP_S", "STANDBY_SETTINGS")}
@@ -285,3 +286,14 @@ def test_scheduled_monitor_loop_is_compressed_with_the_schedule(
     assert 1 <= inv.payload["rounds"] <= int(cfg.loop_s // cfg.settings.interval_s)
     with pytest.raises(ValueError, match=r"compression: 0.9; allowed: >= 1"):
         LambdaRunner(d, tmp_path, runtime_root=ROOT / ".standby-cache", compression=0.9)
+
+
+def test_deployed_drill_finds_the_gateway_switch_it_waits_for(world: Any) -> None:
+    _, d, _ = world
+    targets = stage_targets(d, "us-east-1")
+    assert targets, "no gateway monitor switches a stage variable for us-east-1"
+    t = targets[0]
+    assert t["values"] == {"primary": "shop-logic-ue1-primary",
+                           "standby": "shop-logic-ue1-standby"}
+    assert stage_value(d, t) == "shop-logic-ue1-primary"
+    assert stage_targets(d, "eu-north-1") == []
