@@ -92,7 +92,10 @@ def test_plan_ids_are_rewritten_to_the_ids_moto_gave(world: Any) -> None:
     assert all(r["HealthCheckId"] in checks for r in failover)
     dns_env = d.functions["shop-mon-dns-ue1"].env
     dns_targets = json.loads(dns_env["STANDBY_SWITCH"])
-    assert all(t["health_check_id"] in checks for t in dns_targets)
+    # The DNS switch forces through a CloudWatch alarm that each region's health check reads.
+    alarms = {a["AlarmName"] for region in ("us-east-1", "us-west-2")
+              for a in d.client("cloudwatch", region).describe_alarms()["MetricAlarms"]}
+    assert dns_targets and all(t["force_alarm"] in alarms for t in dns_targets), dns_targets
     hook = json.loads(env["STANDBY_WEBHOOKS"])[0]["secret_arn"]
     sm = d.client("secretsmanager", "us-east-1")
     assert sm.describe_secret(SecretId=hook)["ARN"] == hook
