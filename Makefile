@@ -14,8 +14,15 @@ $(STAMP): pyproject.toml requirements.txt
 
 # The local failover drill: every layer fails over for real (see README "make demo").
 # Needs PostgreSQL server binaries (installed with apt-get when missing and run as root).
+# `make demo STACK=aws-dev`: the logic-layer fault on the plan-deployed sandbox instead (monitors
+# invoked from their archives by their schedules, 1 simulated minute = SPM seconds).
+SPM ?= 10
 demo: $(STAMP)
+ifneq ($(filter command line environment,$(origin STACK)),)
+	$(BIN)/python -m components.sandbox.drill_deployed --stack $(STACK) --seconds-per-minute $(SPM)
+else
 	$(BIN)/python -m components.sandbox.drill --out .drill
+endif
 
 # The stack's plan deployed into a local moto server with IAM enforced; prints what was
 # deployed and how the sandbox differs from AWS. `make sandbox STACK=aws-dev MINUTES=3`

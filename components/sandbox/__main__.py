@@ -47,7 +47,10 @@ def differences(d: Deployment, seconds_per_minute: float) -> list[str]:
 
     runtimes = sorted({f.runtime for f in d.functions.values()}) or ["-"]
     compression = (f"1 min = {seconds_per_minute:g} s ({60 / seconds_per_minute:g}x faster "
-                   "schedules; functions still run in real time)"
+                   "schedules; the monitors' STANDBY_LOOP_S, interval_s and cooldown_s are "
+                   f"divided by {60 / seconds_per_minute:g} too, so each invocation runs the "
+                   "rounds of a real minute; probe and function timeouts, cold starts and "
+                   "network calls run in real time)"
                    if seconds_per_minute != 60 else "none (1 min = 60 s)")
     return [
         "IAM: moto checks each call's top-level action against the caller's role policy; "
@@ -90,7 +93,8 @@ def run_schedules(d: Deployment, args: argparse.Namespace, cache: Path,
 
     host = FunctionHost(fallback=d.moto_url)
     try:
-        runner = LambdaRunner(d, cache, endpoints={"lambda": host.url})
+        runner = LambdaRunner(d, cache, endpoints={"lambda": host.url},
+                              compression=60.0 / args.seconds_per_minute)
         for fn in d.functions.values():
             host.register(fn.name, _hosted(runner, fn.name))
         if args.minutes:
@@ -102,9 +106,11 @@ def run_schedules(d: Deployment, args: argparse.Namespace, cache: Path,
                          if x.error is None and getattr(x.result, "ok", False))
             total = Counter(x.schedule.function for x in done)
             say("")
-            say("invocations (ok/total):")
+            say("invocations (ok/total, slowest):")
             for name in sorted(total):
-                say(f"  {name:<28} {ok[name]}/{total[name]}")
+                slowest = max((getattr(x.result, "duration_s", 0.0) for x in done
+                               if x.schedule.function == name), default=0.0)
+                say(f"  {name:<28} {ok[name]}/{total[name]}  {slowest:.1f} s")
                 for x in done:
                     if x.schedule.function == name and not getattr(x.result, "ok", False):
                         err = x.error or x.result.payload.get("errorMessage", "")
@@ -154,8 +160,10 @@ def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> i
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--serve", action="store_true", help="keep the sandbox up until Ctrl-C")
     args = p.parse_args(argv)
-    if args.minutes < 0 or args.seconds_per_minute <= 0 or not 0 <= args.duplicates <= 1:
-        p.error("--minutes must be >= 0, --seconds-per-minute > 0, --duplicates in 0..1")
+    if (args.minutes < 0 or not 0 < args.seconds_per_minute <= 60
+            or not 0 <= args.duplicates <= 1):
+        p.error("--minutes must be >= 0, --seconds-per-minute in (0, 60], "
+                "--duplicates in 0..1")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     try:
         project = (args.project_dir or find_project_dir(Path.cwd())).resolve()

@@ -160,13 +160,17 @@ def _replication(d: Deployment, r: Registration, i: dict[str, Any], region: str)
 
 @handles("aws:kms/key:Key")
 def _kms_key(d: Deployment, r: Registration, i: dict[str, Any], region: str) -> str:
-    kwargs: dict[str, Any] = {"Description": str(i.get("description", ""))}
-    if i.get("policy"):
-        kwargs["Policy"] = str(i["policy"])
-    meta = d.client("kms", region).create_key(**kwargs)["KeyMetadata"]
+    # The alert topics are encrypted with a customer key (CloudWatch cannot publish to a
+    # topic under alias/aws/sns); the topic's KmsMasterKeyId must name the key moto made.
+    args: dict[str, Any] = {"Description": str(i.get("description", ""))}
+    if isinstance(i.get("policy"), str) and i["policy"]:
+        args["Policy"] = i["policy"]
+    meta = d.client("kms", region).create_key(**args)["KeyMetadata"]
+    if i.get("enableKeyRotation"):
+        d.client("kms", region).enable_key_rotation(KeyId=meta["KeyId"])
     d.map(str(r.outputs.get("arn", "")), str(meta["Arn"]))
     d.map(plan_id(r), str(meta["KeyId"]))
-    return str(meta["Arn"])
+    return str(meta["KeyId"])
 
 
 @handles("aws:sns/topic:Topic")

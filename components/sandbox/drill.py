@@ -15,7 +15,10 @@ Faults, one at a time, each healed before the next: the logic function returns 5
 wrapper goes down; a planned database switchover and failback (drain first); the primary
 database is killed; the whole primary region goes down. For each: the timeline (injected,
 detected, switched, first success on the standby), the RTO beside the budget, the failed
-requests; at the end, the acknowledged writes that are missing from the final primary.
+requests; at the end, the acknowledged writes that are missing from the final primary and
+the request ids stored more than once. The exit status is 1 when a fault did not recover or
+took longer than its budget, a planned switchover lost an acknowledged write, or a write was
+applied twice (``drill_report.verdict``).
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ from components.sandbox.drill_report import (
     TITLES,
     FaultReport,
     Sample,
+    applied_twice,
     budgets,
     print_summary,
+    verdict,
 )
 from components.sandbox.drill_world import (
     DNS_CHECK,
@@ -48,7 +53,7 @@ from components.sandbox.drill_world import (
 
 __all__ = ["DNS_CHECK", "DRAIN_TIMEOUT_S", "DRILL_SETTINGS", "FAULTS", "POINTER_CACHE_S", "ROOT",
            "Drill", "FaultReport", "LoadGen", "MonitorLoop", "Sample", "budgets", "main",
-           "print_summary"]
+           "print_summary", "verdict"]
 
 
 class Drill(FaultSteps):
@@ -79,13 +84,13 @@ class Drill(FaultSteps):
         final = "standby" if self._data_region() == self.R2 else "primary"
         with self.pg.connect(final, "app") as c:
             present = {row[0] for row in c.execute("SELECT id FROM orders").fetchall()}
-            dupes = c.execute("SELECT count(*) - count(DISTINCT id) FROM orders").fetchone()[0]
+            dupes = applied_twice(c)
         lost = sorted(set(acked) - present)
         summary = {
             "started_at": self.t0, "duration_s": time.time() - self.t0,
             "requests": len(self.load.samples), "acknowledged_writes": len(acked),
             "lost_acknowledged_writes": len(lost), "lost_examples": lost[:10],
-            "duplicate_rows": int(dupes),
+            "applied_twice": dupes,
             "lost_planned": sum(r.lost_writes or 0 for r in self.reports if r.planned),
             "faults": [r.as_dict() for r in self.reports],
             "alerts": [{"t": t - self.t0, "title": title} for t, title in self.alerts],
@@ -126,12 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         drill.close()
     print_summary(summary)
     print(f"chart: {args.out / 'drill.html'}   data: {args.out / 'drill.json'}")
-    missing = [f["key"] for f in summary["faults"] if f["rto_s"] is None]
-    if missing or summary["lost_planned"] or summary["duplicate_rows"]:
-        print(f"DRILL FAILED: no recovery for {missing}, lost on planned switchovers "
-              f"{summary['lost_planned']}, duplicates {summary['duplicate_rows']}")
-        return 1
-    return 0
+    failures = verdict(summary)
+    for line in failures:
+        print(f"DRILL FAILED: {line}")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -26,6 +26,12 @@ POINTER_CACHE_S = 1.0
 DRAIN_TIMEOUT_S = 10.0
 FAULTS = ("logic", "wrapper", "planned", "database", "region")
 ROOT = Path(__file__).resolve().parents[2]
+#: The row's key is the server's; ``id`` is the client's request id and is deliberately not
+#: unique, so a request applied twice is stored twice and ``drill_report.applied_twice`` sees
+#: it (a unique key would refuse the second insert and hide the defect). The example app's
+#: INSERT (id, item, region) works unchanged on it.
+ORDERS_DDL = ("CREATE TABLE orders (row_id bigserial PRIMARY KEY, id text NOT NULL, item text, "
+              "region text, created_at timestamptz NOT NULL DEFAULT now())")
 
 
 class MonitorLoop:
@@ -117,8 +123,7 @@ class World:
         self.stack.callback(self.pg.close)
         self.pg.start()
         with self.pg.connect("primary", "app") as c:
-            c.execute("CREATE TABLE orders (id text PRIMARY KEY, item text, region text, "
-                      "created_at timestamptz NOT NULL DEFAULT now())")
+            c.execute(ORDERS_DDL)
         self._cloud()
         self._functions()
         self._edge()

@@ -17,6 +17,15 @@ What the function's interpreter sees, and nothing more:
   own prints go to stderr, like its CloudWatch log stream).
 
 The runner stops the process at the function's timeout.
+
+Time compression (``compression`` > 1, the scheduler's ``seconds_per_minute`` < 60): a
+monitor's scheduled invocation loops for ``STANDBY_LOOP_S`` (50 s on AWS) whatever the
+schedule's speed, so at 1 min = 10 s every monitor ran ~5 invocations at once and each
+outlived its timeout under the load that made (measured: one scheduled invocation 41 s alone;
+at load ~16 all of them timed out at 60 s). ``compressed_env`` scales the monitor's
+time-valued settings with the schedule, so an invocation spans the same share of a
+(compressed) minute and runs the same number of rounds; the function's kill timeout, the
+probe timeout and network time are not scaled. The CLI prints that it does so.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ from typing import Any
 import boto3
 import botocore
 
+from components.runtime.config import SETTINGS_RANGES
 from components.sandbox.deploy import Deployment, Function
 from components.sandbox.package import materialize
 
@@ -48,6 +58,33 @@ RUNTIME_BOTO3 = boto3.__version__
 START_ALLOWANCE_S = 2.0
 #: A closed port: any proxied (non-loopback) HTTP request fails at once.
 NO_EGRESS_PROXY = "http://127.0.0.1:9"
+
+def compressed_env(env: dict[str, str], compression: float) -> dict[str, str]:
+    """``env`` with a monitor's loop, interval and cooldown divided by ``compression`` (a
+    copy; unchanged for 1.0 and for functions that are not monitors).
+
+    The interval keeps the run-time's lower bound (``SETTINGS_RANGES``). The probe timeout
+    stays as registered: probes are network and cold-start time, which is not compressed
+    (a 1 s timeout failed every standby probe whose function and wrapper each start a fresh
+    interpreter).
+    """
+    if compression < 1.0:
+        raise ValueError(f"compression: {compression}; allowed: >= 1 (1 = real time)")
+    if compression == 1.0 or "STANDBY_LOOP_S" not in env:
+        return dict(env)
+    out = dict(env)
+    out["STANDBY_LOOP_S"] = repr(float(env["STANDBY_LOOP_S"]) / compression)
+    settings = json.loads(env.get("STANDBY_SETTINGS") or "{}")
+    if not isinstance(settings, dict):
+        raise ValueError("STANDBY_SETTINGS: must be a JSON object to compress it")
+    if "interval_s" in settings:
+        settings["interval_s"] = max(SETTINGS_RANGES["interval_s"][0],
+                                     float(settings["interval_s"]) / compression)
+    if "cooldown_s" in settings:
+        settings["cooldown_s"] = float(settings["cooldown_s"]) / compression
+    out["STANDBY_SETTINGS"] = json.dumps(settings)
+    return out
+
 
 _BOOTSTRAP = r"""
 import importlib, json, os, sys, time, traceback
@@ -178,12 +215,16 @@ class LambdaRunner:
 
     def __init__(self, deployment: Deployment, cache_root: Path,
                  endpoints: dict[str, str] | None = None,
-                 runtime_root: Path | None = None) -> None:
+                 runtime_root: Path | None = None, compression: float = 1.0) -> None:
         """``cache_root``: unpacked packages and layers. ``runtime_root``: where the boto3-only
         runtime folder is built once (default: ``cache_root``). ``endpoints``: extra
         ``AWS_ENDPOINT_URL_<SERVICE>`` values, e.g. a local host for Lambda Invoke, since moto
-        stores functions but does not run them."""
+        stores functions but does not run them. ``compression``: how much faster than real
+        time the schedules run (``compressed_env``)."""
+        if compression < 1.0:
+            raise ValueError(f"compression: {compression}; allowed: >= 1 (1 = real time)")
         self.deployment = deployment
+        self.compression = compression
         self.cache_root = cache_root.resolve()
         self.endpoints = dict(endpoints or {})
         self.credentials = RoleCredentials(deployment)
@@ -195,7 +236,7 @@ class LambdaRunner:
         return [str(code), *(str(p / "python") for p in layers), str(self.runtime)]
 
     def environment(self, fn: Function, code_dir: str) -> dict[str, str]:
-        env = dict(fn.env)
+        env = compressed_env(fn.env, self.compression)
         env.update(self.credentials.get(fn.role_arn))
         env.update({
             "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "en_US.UTF-8", "TZ": ":UTC",

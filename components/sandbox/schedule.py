@@ -7,8 +7,9 @@ overlapping invocations and at-least-once delivery.
 - An invocation never waits for the previous one: they may overlap.
 - Delivery is at least once: a seeded fraction of deliveries is repeated a few (simulated)
   seconds later, with the same event.
-- Time may be compressed (``seconds_per_minute`` < 60): the schedule runs faster, the
-  functions do not; the scheduler says so when it starts.
+- Time may be compressed (``seconds_per_minute`` < 60): the schedule runs faster; the
+  function code and network calls do not (the runner scales the monitors' loop and
+  intervals, ``lambda_runner.compressed_env``); the scheduler says so when it starts.
 
 The run is bounded by ``minutes`` and stops by itself; ``stop()`` ends it early.
 """
@@ -105,7 +106,8 @@ class Scheduler:
         deliveries = self.plan(minutes)
         if self.seconds_per_minute != 60.0:
             self.say(f"time compression: 1 min = {self.seconds_per_minute:g} s "
-                     f"({self.compression:g}x; functions still run in real time)")
+                     f"({self.compression:g}x; the function code runs in real time, a "
+                     "monitor's loop and intervals are scaled to the compressed minute)")
         self.say(f"schedules: {len(self.schedules)} rules, {minutes} min, "
                  f"{len(deliveries)} deliveries "
                  f"({sum(d.duplicate for d in deliveries)} duplicated)")

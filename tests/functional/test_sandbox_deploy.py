@@ -15,6 +15,8 @@ from botocore.exceptions import ClientError
 
 from components.plan.run import read_stack, run_program
 from components.program import main
+from components.runtime import config as config_mod
+from components.runtime.aws import kinds as aws_kinds
 from components.sandbox.deploy import (
     NO_API,
     Deployment,
@@ -23,7 +25,8 @@ from components.sandbox.deploy import (
     policy_for_moto,
     trust_for_sandbox,
 )
-from components.sandbox.lambda_runner import LambdaRunner
+from components.sandbox.drill_deployed import stage_targets, stage_value
+from components.sandbox.lambda_runner import LambdaRunner, compressed_env
 from components.sandbox.moto_proc import MotoProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,10 +95,10 @@ def test_plan_ids_are_rewritten_to_the_ids_moto_gave(world: Any) -> None:
     assert all(r["HealthCheckId"] in checks for r in failover)
     dns_env = d.functions["shop-mon-dns-ue1"].env
     dns_targets = json.loads(dns_env["STANDBY_SWITCH"])
-    alarms = {a["AlarmName"] for a in d.client("cloudwatch", "us-east-1")
-              .describe_alarms()["MetricAlarms"]}
-    assert dns_targets and all(t["force_alarm"] in alarms for t in dns_targets
-                               if t.get("region") == "us-east-1")
+    # The DNS switch forces through a CloudWatch alarm that each region's health check reads.
+    alarms = {a["AlarmName"] for region in ("us-east-1", "us-west-2")
+              for a in d.client("cloudwatch", region).describe_alarms()["MetricAlarms"]}
+    assert dns_targets and all(t["force_alarm"] in alarms for t in dns_targets), dns_targets
     hook = json.loads(env["STANDBY_WEBHOOKS"])[0]["secret_arn"]
     sm = d.client("secretsmanager", "us-east-1")
     assert sm.describe_secret(SecretId=hook)["ARN"] == hook
@@ -244,3 +247,59 @@ def test_trust_policy_lets_the_deployer_assume_on_behalf_of_the_service() -> Non
     assert out["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com",
                                                 "AWS": "arn:aws:iam::1:user/d"}
     assert doc["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
+
+
+def test_compressed_env_scales_only_a_monitors_time_settings(world: Any) -> None:
+    _, d, _ = world
+    monitor = d.functions["shop-mon-gateway-ue1"].env
+    logic = d.functions["shop-logic-ue1-primary"].env
+    assert compressed_env(monitor, 1.0) == monitor
+    assert compressed_env(logic, 6.0) == logic  # not a monitor: nothing to compress
+    fast = compressed_env(monitor, 6.0)
+    registered = json.loads(monitor["STANDBY_SETTINGS"])
+    settings = json.loads(fast["STANDBY_SETTINGS"])
+    assert float(fast["STANDBY_LOOP_S"]) == pytest.approx(float(monitor["STANDBY_LOOP_S"]) / 6,
+                                                         abs=0.001)
+    assert settings["interval_s"] == pytest.approx(registered["interval_s"] / 6)
+    assert settings["cooldown_s"] == pytest.approx(registered["cooldown_s"] / 6)
+    assert settings["timeout_s"] == registered["timeout_s"]  # network time is real
+    assert settings["failure_threshold"] == registered["failure_threshold"]
+    assert {k: v for k, v in fast.items() if k not in ("STANDBY_LOOP_S", "STANDBY_SETTINGS")} \
+        == {k: v for k, v in monitor.items() if k not in ("STANDBY_LOOP_S", "STANDBY_SETTINGS")}
+    with pytest.raises(ValueError, match=r"compression: 0.5; allowed: >= 1"):
+        compressed_env(monitor, 0.5)
+
+
+def test_scheduled_monitor_loop_is_compressed_with_the_schedule(
+    world: Any, tmp_path: Path,
+) -> None:
+    # Defect: at 1 min = 10 s each scheduled monitor invocation still looped for the
+    # registered 50 s (measured 41 s alone), so ~5 ran at once per monitor and, under the
+    # load that made, every one timed out at 60 s. The compressed loop is the registered
+    # loop over the compression, and the runtime's own config loader accepts it.
+    _, d, _ = world
+    fn = d.functions["shop-mon-gateway-ue1"]
+    runner = LambdaRunner(d, tmp_path, runtime_root=ROOT / ".standby-cache", compression=6.0)
+    env = runner.environment(fn, str(tmp_path))
+    cfg = config_mod.load(env)  # the AWS adapter's kinds are registered on import
+    assert "apigw_stage_variable" in {k.name for k in aws_kinds.SWITCHES}
+    assert cfg.loop_s == pytest.approx(float(fn.env["STANDBY_LOOP_S"]) / 6, abs=0.001)
+    # The same number of rounds fits a compressed minute as a real one.
+    assert int(cfg.loop_s // cfg.settings.interval_s) == int(
+        float(fn.env["STANDBY_LOOP_S"]) // json.loads(fn.env["STANDBY_SETTINGS"])["interval_s"])
+    inv = runner.invoke(fn.name, {"source": "schedule", "layer": "gateway"})
+    assert inv.ok, (inv.payload, inv.logs[-2000:])
+    assert 1 <= inv.payload["rounds"] <= int(cfg.loop_s // cfg.settings.interval_s)
+    with pytest.raises(ValueError, match=r"compression: 0.9; allowed: >= 1"):
+        LambdaRunner(d, tmp_path, runtime_root=ROOT / ".standby-cache", compression=0.9)
+
+
+def test_deployed_drill_finds_the_gateway_switch_it_waits_for(world: Any) -> None:
+    _, d, _ = world
+    targets = stage_targets(d, "us-east-1")
+    assert targets, "no gateway monitor switches a stage variable for us-east-1"
+    t = targets[0]
+    assert t["values"] == {"primary": "shop-logic-ue1-primary",
+                           "standby": "shop-logic-ue1-standby"}
+    assert stage_value(d, t) == "shop-logic-ue1-primary"
+    assert stage_targets(d, "eu-north-1") == []
