@@ -194,12 +194,11 @@ class Route53:
                 continue
             try:
                 force = self._metric(region, "ForceFailover")
-                veto = self._metric(region, "VetoFailover")
             except Exception:
-                force = veto = None  # the metrics' region is unreachable: no data
-            children = [endpoint, not (force is not None and force >= 1),
-                        veto is not None and veto >= 1]
-            self.healthy[region] = sum(children) >= 2
+                force = None  # the metric's region is unreachable: no data, not forced
+            # The calculated check is 2 of 2: the endpoint answers and the region is not
+            # forced out (the veto child was removed with the veto metric).
+            self.healthy[region] = endpoint and not (force is not None and force >= 1)
         answer = self.answer()
         if not self.history or self.history[-1][1] != answer:
             self.history.append((self.clock(), answer))
@@ -221,8 +220,11 @@ class Route53:
         return out
 
     def _loop(self) -> None:
+        # Route 53 checkers run on a fixed request interval whatever one check costs, so a
+        # slow round (moto under load) is caught up, not allowed to stretch the interval.
+        next_at = time.monotonic()
         while not self._stop.is_set():
-            t0 = time.monotonic()
             with contextlib.suppress(Exception):
                 self.check()
-            self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - t0)))
+            next_at += self.interval_s
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
