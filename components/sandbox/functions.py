@@ -126,10 +126,12 @@ class FunctionHost:
     def _forward(self, req: BaseHTTPRequestHandler, body: bytes) -> None:
         if not self.fallback:
             return self._send(req, 404, {"message": "no such API on the function host"}, {})
+        # The Host header is kept: it is part of the SigV4 signature, and a server that
+        # checks signatures (moto with IAM on) refuses the request if it changes.
         fwd = urllib.request.Request(self.fallback + req.path, data=body or None,
                                      method=req.command,
                                      headers={k: v for k, v in req.headers.items()
-                                              if k.lower() not in ("host", "content-length")})
+                                              if k.lower() != "content-length"})
         try:
             with urllib.request.urlopen(fwd, timeout=30) as resp:
                 status, data, headers = resp.status, resp.read(), resp.headers

@@ -303,3 +303,22 @@ def test_deployed_drill_finds_the_gateway_switch_it_waits_for(world: Any) -> Non
                            "standby": "shop-logic-ue1-standby"}
     assert stage_value(d, t) == "shop-logic-ue1-primary"
     assert stage_targets(d, "eu-north-1") == []
+
+
+def test_function_host_forwards_signed_lambda_calls_to_moto_intact(world: Any) -> None:
+    # The function host forwarded other Lambda calls without the signed Host header, so
+    # moto with IAM on refused them (403 SignatureDoesNotMatch) and `standby switch` of the
+    # gateway or logic layer could not read its monitor's configuration through the sandbox.
+    from components.sandbox.functions import FunctionHost
+
+    _, d, _ = world
+    host = FunctionHost(fallback=d.moto_url)
+    try:
+        make: Any = boto3.client
+        lam = make("lambda", region_name="us-east-1", endpoint_url=host.url,
+                   aws_access_key_id=d.access_key[0], aws_secret_access_key=d.access_key[1])
+        conf = lam.get_function_configuration(FunctionName="shop-mon-logic-ue1")
+        assert conf["FunctionName"] == "shop-mon-logic-ue1"
+        assert conf["Environment"]["Variables"]["STANDBY_LAYER"] == "logic"
+    finally:
+        host.close()
