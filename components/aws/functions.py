@@ -20,6 +20,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
+from components.archives import logic_archive, runtime_archive
 from components.aws._common import (
     PACKAGE,
     RUNTIME_PYTHON,
@@ -27,9 +28,7 @@ from components.aws._common import (
     PolicyBuilder,
     fn_name,
     lambda_function,
-    logic_archive,
     region_short,
-    runtime_archive,
 )
 from components.aws.data import DataLayer
 from components.spec import TopologySpec

@@ -28,7 +28,8 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from components.aws._common import PACKAGE, RUNTIME_DIR, RUNTIME_PYTHON
+from components.archives import RUNTIME_DIR
+from components.aws._common import PACKAGE, RUNTIME_PYTHON
 
 REQUIREMENTS = RUNTIME_DIR / "layer-requirements.txt"
 CACHE_DIR = Path(".standby-cache") / "layers"

@@ -21,6 +21,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.archives import runtime_archive
 from components.aws._common import (
     METRIC_NAMESPACE,
     PACKAGE,
@@ -28,7 +29,6 @@ from components.aws._common import (
     FunctionParts,
     PolicyBuilder,
     lambda_function,
-    runtime_archive,
     secret_resource,
 )
 from components.aws.iam_actions import SNS_KMS_ACTIONS, STATE_STORE_ACTIONS

@@ -432,3 +432,41 @@ def ops_holder() -> str:
     except Exception:
         user = "unknown"
     return f"ops:{user}@{socket.gethostname()}#{new_invocation()}"
+
+
+#: Seconds an invocation keeps free at its end for alert delivery and the last log line.
+RESERVE_S = 8.0
+
+
+def run_invocation(monitor: Monitor, rounds: int | None, limit_s: float, started: float,
+                   log: Log) -> dict[str, Any]:
+    """One function invocation of a monitor, for every cloud's handler: ``rounds`` rounds
+    (a manual run) or rounds every ``interval_s`` for ``loop_s``, within ``limit_s`` of
+    ``started`` (``time.monotonic()``); then deliver alerts and summarise."""
+    cfg = monitor.config
+    try:
+        remaining = limit_s - (time.monotonic() - started)
+        budget = remaining - RESERVE_S if rounds is not None else min(cfg.loop_s,
+                                                                      remaining - RESERVE_S)
+        outcomes = monitor.run(max(0.0, budget), rounds=rounds)
+        deliveries = monitor.notifier.drain(
+            max(0.5, min(5.0, limit_s - (time.monotonic() - started) - 1.0)))
+    finally:
+        monitor.close()
+        monitor.notifier.close()
+    summary = {
+        "layer": cfg.layer, "region": cfg.region,
+        "rounds": len(outcomes) // max(1, len(cfg.scopes)),
+        "switches": [{"scope": o.scope, "to": o.decision.to, "verified": o.verified,
+                      "detail": o.detail} for o in outcomes if o.switched],
+        "alerts_delivered": sum(d.ok for d in deliveries),
+        "alerts_failed": sum(not d.ok for d in deliveries),
+    }
+    log.info("monitor done", **summary)
+    return summary
+
+
+def default_limit_s(cfg: MonitorConfig, rounds: int | None) -> float:
+    """The invocation's time limit when the platform gives none (local runs, tests)."""
+    return (max(cfg.loop_s, (rounds or 1) * cfg.settings.interval_s) + RESERVE_S
+            + cfg.settings.interval_s)

@@ -19,7 +19,7 @@ from tencentcloud_iac_pulumi import Provider, cam, scf
 
 # The archive builders are cloud-neutral (zip of components/runtime plus user code); they
 # live next to the AWS functions today.
-from components.aws._common import _file_archive, logic_zip, runtime_zip
+from components.archives import file_archive, logic_zip, runtime_zip
 
 PACKAGE = "standby"
 NAMESPACE = "default"
@@ -133,7 +133,7 @@ RESOURCE_WILDCARD_ACTIONS = frozenset({"ses:SendEmail", "sms:SendSms"})
 
 def code_path(data: bytes) -> str:
     """``scf.Function(zip_file=...)`` takes a local zip file path."""
-    return str(_file_archive(data).path)
+    return str(file_archive(data).path)
 
 
 def runtime_code() -> str:

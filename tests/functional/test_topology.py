@@ -401,7 +401,7 @@ def test_archives_are_deterministic_and_hold_no_bytecode(tmp_path: Any) -> None:
     import os
     import zipfile
 
-    from components.aws._common import logic_zip, runtime_zip
+    from components.archives import logic_zip, runtime_zip
 
     code = tmp_path / "app"
     (code / "pkg").mkdir(parents=True)
@@ -439,7 +439,7 @@ def test_functions_ship_the_deterministic_zip() -> None:
     import hashlib
     from pathlib import Path
 
-    from components.aws._common import runtime_zip
+    from components.archives import runtime_zip
 
     run = run_stack("aws-dev")
     wanted = hashlib.sha256(runtime_zip()).hexdigest()

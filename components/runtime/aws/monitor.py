@@ -22,14 +22,16 @@ from components.runtime.aws.state import DynamoStateStore
 from components.runtime.aws.switchers import aws_switchers
 from components.runtime.config import MonitorConfig
 from components.runtime.errors import ConfigError, EventError
-from components.runtime.monitor_core import Monitor
+from components.runtime.monitor_core import (
+    Monitor,
+    default_limit_s,
+    run_invocation,
+)
 from components.runtime.notify import Notifier
 from components.runtime.observe import Log
 
 EVENT_KEYS = {"source", "layer", "rounds"}
 SOURCES = ("schedule", "manual")
-#: Seconds kept free at the end of an invocation for alert delivery and the last log line.
-RESERVE_S = 8.0
 
 
 def check_event(event: Any, layer: str) -> int | None:
@@ -85,26 +87,8 @@ def handler(event: Any, context: Any = None, env: Mapping[str, str] | None = Non
     except (ConfigError, EventError) as exc:
         log.error("refused: nothing probed or switched", error=str(exc))
         raise
-    remaining = (context.get_remaining_time_in_millis() / 1000.0 if context is not None
-                 else max(cfg.loop_s, (rounds or 1) * cfg.settings.interval_s)
-                 + RESERVE_S + cfg.settings.interval_s)
+    limit_s = (context.get_remaining_time_in_millis() / 1000.0 if context is not None
+               else default_limit_s(cfg, rounds))
     monitor = build(cfg, log, invocation=getattr(context, "aws_request_id", None),
                     clock=clock)
-    try:
-        budget = remaining - RESERVE_S if rounds is not None else min(cfg.loop_s,
-                                                                      remaining - RESERVE_S)
-        outcomes = monitor.run(max(0.0, budget), rounds=rounds)
-        deliveries = monitor.notifier.drain(
-            max(0.5, min(5.0, remaining - (time.monotonic() - started) - 1.0)))
-    finally:
-        monitor.close()
-        monitor.notifier.close()
-    summary = {
-        "layer": cfg.layer, "region": cfg.region, "rounds": len(outcomes) // max(1, len(cfg.scopes)),  # noqa: E501
-        "switches": [{"scope": o.scope, "to": o.decision.to, "verified": o.verified,
-                      "detail": o.detail} for o in outcomes if o.switched],
-        "alerts_delivered": sum(d.ok for d in deliveries),
-        "alerts_failed": sum(not d.ok for d in deliveries),
-    }
-    log.info("monitor done", **summary)
-    return summary
+    return run_invocation(monitor, rounds, limit_s, started, log)

@@ -27,7 +27,11 @@ from typing import Any
 from components.runtime import config as config_mod
 from components.runtime.config import WEBHOOK_KINDS, MonitorConfig
 from components.runtime.errors import ConfigError, EventError
-from components.runtime.monitor_core import Monitor
+from components.runtime.monitor_core import (
+    Monitor,
+    default_limit_s,
+    run_invocation,
+)
 from components.runtime.notify import Alert, Notifier, Sender, post_webhook
 from components.runtime.observe import Log
 from components.runtime.tencent.client import TencentApi, TencentApiError
@@ -37,7 +41,6 @@ from components.runtime.tencent.switchers import tencent_switchers
 
 TIMER_KEYS = {"Type", "TriggerName", "Time", "Message"}
 MANUAL_KEYS = {"source", "layer", "rounds"}
-RESERVE_S = 8.0
 WEBHOOK_TIMEOUT_S = 3.0
 
 
@@ -155,26 +158,6 @@ def handler(event: Any, context: Any = None, env: Mapping[str, str] | None = Non
         raise
     ctx = context if isinstance(context, Mapping) else {}
     limit_s = (float(ctx["time_limit_in_ms"]) / 1000.0 if ctx.get("time_limit_in_ms")
-               else max(cfg.loop_s, (rounds or 1) * cfg.settings.interval_s) + RESERVE_S
-               + cfg.settings.interval_s)
+               else default_limit_s(cfg, rounds))
     monitor = build(cfg, hooks, e, log, invocation=ctx.get("request_id"), clock=clock)
-    try:
-        remaining = limit_s - (time.monotonic() - started)
-        budget = remaining - RESERVE_S if rounds is not None else min(cfg.loop_s,
-                                                                      remaining - RESERVE_S)
-        outcomes = monitor.run(max(0.0, budget), rounds=rounds)
-        deliveries = monitor.notifier.drain(
-            max(0.5, min(5.0, limit_s - (time.monotonic() - started) - 1.0)))
-    finally:
-        monitor.close()
-        monitor.notifier.close()
-    summary = {
-        "layer": cfg.layer, "region": cfg.region,
-        "rounds": len(outcomes) // max(1, len(cfg.scopes)),
-        "switches": [{"scope": o.scope, "to": o.decision.to, "verified": o.verified,
-                      "detail": o.detail} for o in outcomes if o.switched],
-        "alerts_delivered": sum(d.ok for d in deliveries),
-        "alerts_failed": sum(not d.ok for d in deliveries),
-    }
-    log.info("monitor done", **summary)
-    return summary
+    return run_invocation(monitor, rounds, limit_s, started, log)
