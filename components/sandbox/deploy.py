@@ -63,7 +63,8 @@ def _bootstrap_deployer(d: Deployment) -> None:
 
 def deploy_run(run: Any, moto_url: str, stack: str = "") -> Deployment:
     """Create every resource of a finished mock run (``PlanRun``) in the moto at ``moto_url``."""
-    d = Deployment(moto_url=moto_url, stack=stack, exports=dict(run.exports))
+    d = Deployment(moto_url=moto_url, stack=stack, exports=dict(run.exports),
+                   registrations=list(run.resources))
     _bootstrap_deployer(d)
     _zones(d, run.mocks.calls)
     retry: list[tuple[Registration, Handler, str, str]] = []

@@ -87,6 +87,9 @@ class Deployment:
     exports: dict[str, Any] = field(default_factory=dict)
     rules: dict[tuple[str, str], str] = field(default_factory=dict)
     """(region, rule name) -> schedule expression."""
+    registrations: list[Any] = field(default_factory=list)
+    """The plan's registered resources (``plan.mocks.Registration``), inputs as the plan
+    holds them (before ``fix``)."""
     _pattern: re.Pattern[str] | None = field(default=None, repr=False)
 
     @property

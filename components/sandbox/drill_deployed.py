@@ -1,16 +1,19 @@
-"""``make demo STACK=NAME``: the logic-layer fault on the plan-deployed sandbox.
+"""``make demo [STACK=NAME]``: the failover drill on the plan-deployed sandbox.
 
-The stack's plan is deployed into a moto server with IAM enforced (``deploy.py``); every
-function runs from its registered archive in a fresh interpreter with its own role
-(``lambda_runner.py``); the monitors are invoked only by their registered schedules
-(``schedule.py``), time compressed (the output says by how much). Then the us-east-1 primary
-logic function starts failing (every invocation ends in an unhandled error), and the drill
-waits for the gateway monitors to move the stage variable to the standby function.
+The stack's plan is deployed into a moto server with IAM enforced and run as deployed
+(``drill_deployed_world``): functions from their archives in fresh interpreters with their
+own roles, monitors fired only by their registered schedules (overlapping, some delivered
+twice), API Gateway and Route 53 stand-ins reading the deployed configuration. A load
+generator writes orders through the public name the whole time.
 
-The RTO is measured from the injection to the switch of the stage variable (propagation is
-0 s for a stage variable: the next request uses it), in simulated seconds (real seconds x
-compression), and compared with the stack's own budget (``components.budget``). Exit 1 when
-there was no switch or the RTO exceeds the budget, 2 on a bad stack or option.
+Faults, one at a time, each healed before the next: the us-east-1 primary logic function
+fails; its wrapper goes down; a planned data switchover to us-west-2 and a planned failback;
+on SQL stacks, the primary database is killed; the whole us-east-1 compute goes down. For
+each: the RTO the clients saw (injection to the first success served by the standby) beside
+the stack's own budget (``components.budget``), the failed requests, and the acknowledged
+writes missing afterwards. Exit 1 when a fault did not recover or missed its budget, a
+planned switchover lost an acknowledged write, or a write was applied twice; 2 on a bad
+stack or option.
 """
 
 from __future__ import annotations
@@ -18,147 +21,240 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from components.errors import StackFileError
-from components.sandbox.deploy import Deployment, deploy_stack
-from components.sandbox.drill_report import verdict
-from components.sandbox.moto_proc import MotoProcess
+from components.runtime.engine import Side
+from components.sandbox.drill_deployed_world import DeployedWorld, DrillSetupError
+from components.sandbox.drill_load import LoadGen
+from components.sandbox.drill_report import FaultReport, Sample, print_summary, verdict
 
-#: Simulated minutes the monitors run before the fault, and at most after it.
-WARMUP_MIN = 1
-MAX_AFTER_MIN = 8
-
-
-def stage_targets(d: Deployment, region: str) -> list[dict[str, Any]]:
-    """The gateway monitor's stage-variable switch targets for ``region`` (from its
-    registered ``STANDBY_SWITCH``)."""
-    out: list[dict[str, Any]] = []
-    for fn in d.functions.values():
-        if fn.env.get("STANDBY_LAYER") != "gateway":
-            continue
-        for t in json.loads(fn.env.get("STANDBY_SWITCH") or "[]"):
-            if t.get("kind") == "apigw_stage_variable" and t.get("scope") == region:
-                out.append(t)
-    return out
+FAULTS = ("logic", "wrapper", "planned", "database", "region")
+#: Simulated minutes the monitors run before the first fault, and the longest a fault may take.
+WARMUP_MIN = 1.5
+FAULT_MAX_MIN = 5.0
+TITLES = {
+    "logic": "the logic function fails every invocation (us-east-1 primary)",
+    "wrapper": "the wrapper goes down (us-east-1 primary)",
+    "planned": "planned data switchover to us-west-2 (standby switch)",
+    "failback": "planned failback to us-east-1 (standby switch)",
+    "database": "the primary database is killed (us-east-1)",
+    "region": "the whole us-east-1 compute goes down (gateway, functions, schedules)",
+}
 
 
-def stage_value(d: Deployment, target: dict[str, Any]) -> Any:
-    stage = d.client("apigateway", target["region"]).get_stage(
-        restApiId=target["rest_api_id"], stageName=target["stage"])
-    return (stage.get("variables") or {}).get(target["variable"])
+class DeployedDrill:
+    def __init__(self, world: DeployedWorld) -> None:
+        self.w = world
+        self.say = world.say
+        self.reports: list[FaultReport] = []
+        self.c = world.compression
 
+    # -- helpers --------------------------------------------------------------------------
 
-def stack_budget(stack: str, project: Path) -> Any:
-    """The stack's gateway-layer budget, from the same spec the program deploys."""
-    from components.budget import compute_budget
-    from components.plan.run import read_stack
-    from components.program import CONFIG_KEY
-    from components.spec import parse_spec
+    def sim(self, real_s: float) -> float:
+        return real_s * self.c
 
-    cfg = read_stack(stack, project)
-    spec = parse_spec(cfg.raw[f"{cfg.project}:{CONFIG_KEY}"], source=str(cfg.path))
-    return next(lb for lb in compute_budget(spec).layers if lb.layer == "gateway")
+    def _ts(self, t: float) -> str:
+        return f"t={self.sim(t - self.t0):7.1f} s"
 
+    def _report(self, key: str, layer: str, planned: bool) -> FaultReport:
+        lb = self.w.budgets[layer]
+        r = FaultReport(key, TITLES[key], layer, planned, time.time(), lb.rto_s,
+                        f"stack {self.w.stack}: detection {lb.detection.text()} + switch "
+                        f"{lb.switch.text()} + propagation {lb.propagation.text()}")
+        self.reports.append(r)
+        self.say(f"  {self._ts(r.injected)}  injected")
+        return r
 
-def gateway_decisions(done: list[tuple[float, Any]], scope: str, t0: float) -> list[str]:
-    """One line per gateway-monitor invocation that ended after ``t0``: its outcome and its
-    decisions on ``scope``."""
-    out: list[str] = []
-    for ended, inv in done:
-        if "-mon-gateway-" not in inv.function or ended < t0:
-            continue
-        reasons = []
-        for line in inv.logs.splitlines():
-            try:
-                doc = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(doc, dict):
-                continue
-            if doc.get("msg") == "decision" and doc.get("scope") == scope:
-                reasons.append(f"{doc.get('action')}/{doc.get('reason')}")
-            elif doc.get("level") == "ERROR":
-                reasons.append(f"{doc.get('msg')}: {str(doc.get('error'))[:120]}")
-        out.append(f"{inv.function} ended +{ended - t0:.1f} s real: {inv.error or 'ok'} "
-                   f"in {inv.duration_s:.1f} s; {', '.join(reasons) or '-'}")
-    return out
-
-
-def run_logic_fault(d: Deployment, project: Path, seconds_per_minute: float,
-                    say: Callable[[str], None]) -> dict[str, Any]:
-    from components.sandbox.__main__ import _hosted
-    from components.sandbox.functions import FunctionHost
-    from components.sandbox.lambda_runner import LambdaRunner
-    from components.sandbox.schedule import Scheduler
-
-    region = "us-east-1"
-    targets = stage_targets(d, region)
-    if not targets:
-        raise StackFileError(f"stack {d.stack}: no gateway monitor switches a stage variable "
-                             f"for {region}; the deployed logic fault needs one")
-    target = targets[0]
-    primary, standby = target["values"]["primary"], target["values"]["standby"]
-    budget = stack_budget(d.stack, project)
-    compression = 60.0 / seconds_per_minute
-    host = FunctionHost(fallback=d.moto_url)
-    done: list[tuple[float, Any]] = []
-    sched: Scheduler | None = None
-    thread: threading.Thread | None = None
-    try:
-        runner = LambdaRunner(d, project / ".standby-cache", endpoints={"lambda": host.url},
-                              compression=compression)
-        for fn in d.functions.values():
-            host.register(fn.name, _hosted(runner, fn.name))
-        def invoke(name: str, event: Any) -> Any:
-            inv = runner.invoke(name, event)
-            done.append((time.monotonic(), inv))
-            return inv
-
-        sched = Scheduler(d.schedules, invoke,
-                          seconds_per_minute=seconds_per_minute, say=say)
-        thread = threading.Thread(target=sched.run, args=(WARMUP_MIN + MAX_AFTER_MIN,),
-                                  daemon=True, name="schedules")
-        thread.start()
-        time.sleep(WARMUP_MIN * seconds_per_minute)
-        before = stage_value(d, target)
-        say(f"stage variable {target['variable']} in {region}: {before} (before the fault)")
-        injected = time.monotonic()
-        host.fault(primary, "error")
-        say(f"t=0  injected: {primary} fails every invocation (unhandled error)")
-        switched: float | None = None
-        deadline = injected + MAX_AFTER_MIN * seconds_per_minute
-        while time.monotonic() < deadline:
-            if stage_value(d, target) == standby:
-                switched = time.monotonic()
+    def _await(self, r: FaultReport, on_standby: Callable[[Sample], bool],
+               switched: Callable[[], bool] | None = None) -> None:
+        """Wait for the first success served by the standby (and, when given, for the
+        switch itself), at most ``FAULT_MAX_MIN`` simulated minutes."""
+        deadline = time.time() + FAULT_MAX_MIN * 60 / self.c
+        while time.time() < deadline:
+            with self.load._lock:
+                hit = next((s for s in self.load.samples
+                            if s.t >= r.injected and s.ok and on_standby(s)), None)
+            if hit is not None:
+                r.first_standby = hit.t
                 break
-            time.sleep(0.2)
-        host.fault(primary, "none")
-    finally:
-        if sched is not None:
-            sched.stop()
-        if thread is not None:
-            thread.join(timeout=90)
-        host.close()
-    rto = None if switched is None else (switched - injected) * compression
-    for line in gateway_decisions(list(done), region, injected):
-        say(f"  {line}")
-    if rto is not None:
-        say(f"t={rto:.1f} s (simulated)  switched: {target['variable']} = {standby}")
-    else:
-        say(f"no switch within {MAX_AFTER_MIN} simulated minutes")
-    fault = {"key": "logic", "layer": "gateway", "planned": False, "rto_s": rto,
-             "budget_s": budget.rto_s, "lost_writes": None,
-             "budget_source": f"stack {d.stack}: detection {budget.detection.text()} + switch "
-                              f"{budget.switch.text()} + propagation "
-                              f"{budget.propagation.text()}",
-             "real_s": None if switched is None else switched - injected,
-             "compression": compression}
-    return {"stack": d.stack, "faults": [fault], "applied_twice": []}
+            time.sleep(0.1)
+        if r.first_standby is None:
+            r.notes.append(f"no success on the standby within {FAULT_MAX_MIN:g} simulated min")
+            self.say(f"  no success on the standby within {FAULT_MAX_MIN:g} simulated min")
+        else:
+            self.say(f"  {self._ts(r.first_standby)}  first success served by the standby")
+
+    def _close(self, r: FaultReport) -> None:
+        with self.load._lock:
+            window = [s for s in self.load.samples
+                      if r.injected <= s.t <= (r.first_standby or time.time())]
+        r.failed_requests = sum(not s.ok for s in window)
+        rto = r.rto_s
+        text = "no recovery" if rto is None else f"{self.sim(rto):.1f} s ({rto:.2f} s real)"
+        self.say(f"  RTO {text}   budget {r.budget_s:g} s ({r.budget_source})"
+                 f"   failed requests {r.failed_requests}")
+
+    def _timeline(self, r: FaultReport, layer: str) -> None:
+        """The monitors' decisions after the injection, from their logs."""
+        with self.w.lock:
+            events = sorted(e for e in self.w.events if e[0] >= r.injected
+                            and e[1].startswith(layer + "@"))
+        for t, who, scope, what in events[:6]:
+            self.say(f"  {self._ts(t)}  {who} {scope}: {what}")
+        sw = next((e for e in events if e[3].startswith("switched")), None)
+        if sw is not None:
+            r.switched, r.switched_how = sw[0], f"by {sw[1]}: scope {sw[2]} {sw[3]}"
+
+    def _settle(self, sim_s: float) -> None:
+        time.sleep(sim_s / self.c)
+
+    def _switch_back(self, layer: str, scope: str) -> None:
+        detail = self.w.switch(layer, "primary", "drill: fault healed, planned failback",
+                               [scope])
+        self.say(f"  healed; planned switch back to primary: {detail}")
+
+    def _missing(self, region: str, before: float | None) -> int:
+        acked = set(self.load.acked(before))
+        return len(acked - self.w.data.present(region)) if acked else 0
+
+    # -- faults ---------------------------------------------------------------------------
+
+    def fault_logic(self) -> None:
+        w = self.w
+        fn = w.fn("logic", w.primary, "primary")
+        r = self._report("logic", "gateway", planned=False)
+        w.host.fault(fn, "error")
+        self._await(r, lambda s: s.region == w.primary and s.logic_side == "standby")
+        self._timeline(r, "gateway")
+        self._close(r)
+        w.host.fault(fn, "none")
+        self._settle(30)
+        self._switch_back("gateway", w.primary)
+        self._settle(20)
+
+    def fault_wrapper(self) -> None:
+        w = self.w
+        fn = w.fn("wrap", w.primary, "primary")
+        r = self._report("wrapper", "logic", planned=False)
+        w.host.fault(fn, "down")
+        self._await(r, lambda s: s.region == w.primary and s.wrapper_side == "standby")
+        self._timeline(r, "logic")
+        self._close(r)
+        r.notes.append("the data client falls back to the standby wrapper on a failed invoke; "
+                       "the logic-layer monitor then moves the pointer")
+        w.host.fault(fn, "none")
+        self._settle(30)
+        self._switch_back("logic", w.primary)
+        self._settle(20)
+
+    def planned(self) -> None:
+        w = self.w
+        steps: tuple[tuple[str, Side, str, str], ...] = (
+            ("planned", "standby", w.secondary, w.primary),
+            ("failback", "primary", w.primary, w.secondary))
+        for key, to, region, old in steps:
+            if key == "failback":
+                self.say(f"  then: {TITLES['failback']}")
+            r = self._report(key, "data", planned=True)
+            detail = w.switch("data", to, f"drill: {TITLES[key]}")
+            r.switched = time.time()
+            r.switched_how = f"standby switch --layer data --to {to}: {detail}"
+            self.say(f"  {self._ts(r.switched)}  switched   {r.switched_how}")
+            self._await(r, lambda s, region=region: s.data_region == region)  # type: ignore[misc]
+            self._close(r)
+            w.data.settle()
+            r.lost_writes = self._missing(region, before=r.switched)
+            self.say(f"  acknowledged writes missing on {region}: {r.lost_writes}")
+            w.data.rebuild(old, source=region)
+            self._settle(30)
+
+    def fault_database(self) -> None:
+        w = self.w
+        r = self._report("database", "data", planned=False)
+        w.data.kill(w.primary)
+        self._await(r, lambda s: s.data_region == w.secondary)
+        self._timeline(r, "data")
+        self._close(r)
+        r.lost_writes = self._missing(w.secondary, before=r.injected)
+        self.say(f"  acknowledged writes missing on the new primary: {r.lost_writes} "
+                 "(asynchronous replication: a crash may lose what was not yet shipped)")
+        w.data.rebuild(w.primary, source=w.secondary)
+        self._settle(30)
+
+    def fault_region(self) -> None:
+        w = self.w
+        r = self._report("region", "dns", planned=False)
+        w.region_down(w.primary)
+        r.notes.append(f"the {w.primary} data store keeps running (only its compute is down): "
+                       "with two regions and quorum 2 the data layer cannot fail over without "
+                       "a third vantage point")
+        self._await(r, lambda s: s.region == w.secondary)
+        hist = [h for h in w.route53.history if h[0] >= r.injected]
+        if hist:
+            r.switched, r.switched_how = hist[0][0], f"Route 53 answers {hist[0][1]}"
+            self.say(f"  {self._ts(hist[0][0])}  switched   {r.switched_how}")
+        self._close(r)
+
+    # -- run ------------------------------------------------------------------------------
+
+    def run(self, faults: tuple[str, ...]) -> dict[str, Any]:
+        w = self.w
+        total_min = int(WARMUP_MIN + FAULT_MAX_MIN * (len(faults) + 2) + 10)
+        w.start_schedules(total_min)
+        self.t0 = time.time()
+        self.load = LoadGen(w.resolve, w.dns_ttl_s / self.c)
+        self.load.start()
+        try:
+            self._settle(WARMUP_MIN * 60)
+            steps = {"logic": self.fault_logic, "wrapper": self.fault_wrapper,
+                     "planned": self.planned, "database": self.fault_database,
+                     "region": self.fault_region}
+            for i, key in enumerate(faults, 1):
+                self.say(f"\nfault {i}/{len(faults)}: {TITLES[key]}")
+                steps[key]()
+            self._settle(10)
+        finally:
+            self.load.stop()
+        return self.summary()
+
+    def summary(self) -> dict[str, Any]:
+        w = self.w
+        w.data.settle()
+        final = w.data_region()
+        acked = self.load.acked()
+        present = w.data.present(final)
+        lost = sorted(set(acked) - present)
+        faults = []
+        for r in self.reports:
+            doc = r.as_dict()
+            rto = r.rto_s
+            doc["rto_real_s"] = rto
+            doc["rto_s"] = None if rto is None else self.sim(rto)
+            doc["ratio"] = None if rto is None else self.sim(rto) / r.budget_s
+            faults.append(doc)
+        return {
+            "stack": w.stack, "compression": self.c, "started_at": self.t0,
+            "duration_s": time.time() - self.t0, "requests": len(self.load.samples),
+            "acknowledged_writes": len(acked), "lost_acknowledged_writes": len(lost),
+            "lost_examples": lost[:10], "applied_twice": w.data.applied_twice(final),
+            "lost_planned": sum(r.lost_writes or 0 for r in self.reports if r.planned),
+            "faults": faults, "alerts": [],
+            "scheduled_invocations": len(w.ran),
+            "failed_invocations": sum(1 for x in w.ran if not x.invocation.ok),
+            "events": [{"t": e[0] - self.t0, "monitor": e[1], "scope": e[2], "what": e[3]}
+                       for e in sorted(w.events)],
+        }
+
+
+def default_faults(engine: str) -> tuple[str, ...]:
+    """Every fault the stack's data engine can take (a DynamoDB table cannot be killed
+    alone: its regional outage is the region fault's)."""
+    return tuple(f for f in FAULTS if engine != "dynamodb" or f != "database")
 
 
 def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> int:
@@ -166,31 +262,51 @@ def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> i
 
     p = argparse.ArgumentParser(prog="python -m components.sandbox.drill_deployed",
                                 description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--stack", required=True)
+    p.add_argument("--stack", default="aws-dev")
     p.add_argument("--seconds-per-minute", type=float, default=10.0,
                    help="time compression: real seconds per simulated minute (default 10)")
+    p.add_argument("--faults", default="",
+                   help=f"comma-separated, in order; allowed: {', '.join(FAULTS)} "
+                        "(default: every fault the stack's engine can take)")
+    p.add_argument("--out", type=Path, default=Path(".drill"))
     args = p.parse_args(argv)
     if not 0 < args.seconds_per_minute <= 60:
         p.error(f"--seconds-per-minute: {args.seconds_per_minute}; allowed: (0, 60]")
+    asked = tuple(f.strip() for f in args.faults.split(",") if f.strip())
+    bad = [f for f in asked if f not in FAULTS]
+    if bad:
+        p.error(f"--faults: {', '.join(bad)}; allowed: {', '.join(FAULTS)}")
+    started = time.monotonic()
     try:
         project = find_project_dir(Path.cwd())
-        with MotoProcess() as moto:
-            d = deploy_stack(args.stack, project, moto.url)
-            if not d.ok:
-                say("deploy FAILED: run `python -m components.sandbox --stack "
-                    f"{args.stack}` for the resources that were not created")
-                return 1
-            say(f"stack {args.stack} deployed into moto at {moto.url} (IAM enforced); "
-                f"time compression 1 min = {args.seconds_per_minute:g} s "
-                f"({60 / args.seconds_per_minute:g}x): the monitors' schedules, loops and "
-                "intervals run that much faster, the code and network calls do not")
-            summary = run_logic_fault(d, project, args.seconds_per_minute, say)
+        world = DeployedWorld(args.stack, project, args.seconds_per_minute, args.out, say)
     except StackFileError as exc:
         say(f"error: {exc}")
         return 2
-    f = summary["faults"][0]
-    rto = "no recovery" if f["rto_s"] is None else f"{f['rto_s']:.1f} s"
-    say(f"logic fault: RTO {rto} against budget {f['budget_s']:g} s ({f['budget_source']})")
+    try:
+        try:
+            world.setup()
+        except (StackFileError, DrillSetupError) as exc:
+            say(f"error: {exc}")
+            return 2
+        faults = asked or default_faults(world.data.engine)
+        if "database" in faults and world.data.engine == "dynamodb":
+            p.error("--faults: database needs a SQL stack (a DynamoDB table cannot be killed "
+                    "alone); allowed here: " + ", ".join(default_faults("dynamodb")))
+        say(f"stack {args.stack} deployed into moto (IAM enforced) in "
+            f"{time.monotonic() - started:.1f} s: {len(world.d.created)} resources, "
+            f"{len(world.d.functions)} functions, {len(world.d.schedules)} schedules; "
+            f"data: {world.data.engine}")
+        say(f"time compression 1 min = {args.seconds_per_minute:g} s ({world.compression:g}x); "
+            "times below are simulated seconds (real x compression), budgets the stack's own")
+        summary = DeployedDrill(world).run(faults)
+    finally:
+        world.close()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "drill.json").write_text(json.dumps(summary, indent=2))
+    print_summary(summary, say)
+    say(f"scheduled monitor invocations: {summary['scheduled_invocations']} "
+        f"({summary['failed_invocations']} failed); data: {args.out / 'drill.json'}")
     failures = verdict(summary)
     for line in failures:
         say(f"DRILL FAILED: {line}")

@@ -93,7 +93,12 @@ class Gateway:
             stage = self.clients.get("apigateway", self.region).get_stage(
                 restApiId=self.rest_api_id, stageName=self.stage)
             fn = stage.get("variables", {}).get(self.variable)
-            event = {"resource": "/{proxy+}", "path": req.path.split("?")[0],
+            path = req.path.split("?")[0]
+            # The stage is the first segment of an execute-api URL; API Gateway strips it
+            # from the proxy event's path.
+            if path.startswith(f"/{self.stage}/"):
+                path = path[len(self.stage) + 1:]
+            event = {"resource": "/{proxy+}", "path": path,
                      "httpMethod": req.command, "headers": dict(req.headers.items()),
                      "body": body.decode(errors="replace") or None, "isBase64Encoded": False,
                      "requestContext": {"stage": self.stage}}
