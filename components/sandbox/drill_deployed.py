@@ -28,7 +28,7 @@ from typing import Any
 
 from components.errors import StackFileError
 from components.runtime.engine import Side
-from components.sandbox.drill_deployed_world import DeployedWorld, DrillSetupError
+from components.sandbox.drill_deployed_world import DeployedWorld, DrillSetupError, stack_spec
 from components.sandbox.drill_load import LoadGen
 from components.sandbox.drill_report import FaultReport, Sample, print_summary, verdict
 
@@ -279,20 +279,21 @@ def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> i
     started = time.monotonic()
     try:
         project = find_project_dir(Path.cwd())
-        world = DeployedWorld(args.stack, project, args.seconds_per_minute, args.out, say)
+        engine = str(stack_spec(args.stack, project).database.engine)
     except StackFileError as exc:
         say(f"error: {exc}")
         return 2
+    if "database" in asked and engine == "dynamodb":
+        p.error("--faults: database needs a SQL stack (a DynamoDB table cannot be killed "
+                "alone); allowed here: " + ", ".join(default_faults("dynamodb")))
+    faults = asked or default_faults(engine)
+    world = DeployedWorld(args.stack, project, args.seconds_per_minute, args.out, say)
     try:
         try:
             world.setup()
         except (StackFileError, DrillSetupError) as exc:
             say(f"error: {exc}")
             return 2
-        faults = asked or default_faults(world.data.engine)
-        if "database" in faults and world.data.engine == "dynamodb":
-            p.error("--faults: database needs a SQL stack (a DynamoDB table cannot be killed "
-                    "alone); allowed here: " + ", ".join(default_faults("dynamodb")))
         say(f"stack {args.stack} deployed into moto (IAM enforced) in "
             f"{time.monotonic() - started:.1f} s: {len(world.d.created)} resources, "
             f"{len(world.d.functions)} functions, {len(world.d.schedules)} schedules; "

@@ -1,0 +1,78 @@
+"""The drill on the plan-deployed sandbox (``make demo``): the world comes from the stack's
+plan, never wired by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from components.plan.run import read_stack, run_program
+from components.sandbox.deploy_model import Deployment
+from components.sandbox.drill_deployed import default_faults, main
+from components.sandbox.drill_deployed_world import _health_checks, stack_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _plan(stack: str) -> Deployment:
+    from components.program import main as program
+
+    run = run_program(read_stack(stack, ROOT), program)
+    return Deployment(moto_url="http://127.0.0.1:9", stack=stack,
+                      registrations=list(run.resources))
+
+
+def test_route53_standin_reads_the_deployed_health_checks_not_drill_constants() -> None:
+    checks = _health_checks(_plan("aws-dev"))
+    assert sorted(checks) == ["us-east-1", "us-west-2"]
+    spec = stack_spec("aws-dev", ROOT)
+    for region, c in checks.items():
+        assert c["alarm"] == f"shop-ForceFailover-{region}"
+        assert c["insufficient"] == "LastKnownStatus"
+        assert c["endpoint"]["request_interval"] == spec.monitor.defaults.interval_s
+        assert c["endpoint"]["failure_threshold"] == spec.monitor.defaults.failure_threshold
+        assert c["endpoint"]["resource_path"] == "/live/health"
+
+
+def test_default_faults_follow_the_stacks_engine() -> None:
+    assert "database" not in default_faults("dynamodb")
+    assert default_faults("postgres")[-2:] == ("database", "region")
+
+
+def test_database_fault_on_a_dynamodb_stack_is_refused_before_anything_starts(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--stack", "aws-dev", "--faults", "logic,database"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "database needs a SQL stack" in err and "allowed here: logic, wrapper" in err
+
+
+def test_unknown_stack_is_exit_2_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    lines: list[str] = []
+    assert main(["--stack", "no-such-stack"], say=lines.append) == 2
+    assert "no-such-stack" in lines[0]
+
+
+def test_logic_fault_on_the_deployed_aws_dev_plan_recovers_within_the_stack_budget(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    lines: list[str] = []
+    code = main(["--stack", "aws-dev", "--faults", "logic", "--out", str(tmp_path)],
+                say=lines.append)
+    summary = json.loads((tmp_path / "drill.json").read_text())
+    out = "\n".join(lines)
+    assert code == 0, out
+    (fault,) = summary["faults"]
+    assert fault["key"] == "logic" and fault["layer"] == "gateway"
+    # The budget is the stack's own (components.budget), in simulated seconds.
+    assert fault["budget_s"] == 47.0, fault
+    assert fault["rto_s"] is not None and fault["rto_s"] <= fault["budget_s"], fault
+    assert fault["rto_s"] == pytest.approx(fault["rto_real_s"] * 6.0)
+    # The switch was made by the deployed gateway monitors, invoked by their schedules.
+    assert summary["scheduled_invocations"] > 0
+    assert any(e["monitor"].startswith("gateway@") and e["what"].startswith("switched")
+               for e in summary["events"]), summary["events"]
+    assert summary["lost_acknowledged_writes"] == 0, summary["lost_examples"]
