@@ -1,4 +1,14 @@
-"""Invoke a deployed function the way Lambda does: a fresh interpreter per invocation.
+"""Invoke a deployed function the way Lambda does: a fresh process per invocation.
+
+Each invocation is a new process forked from the runner's fork server (``zygote.py``), a
+``python -I -S`` that has imported only boto3 (what the Lambda runtime ships): no function
+code, no client, no credentials. So the function's module is imported anew every time and
+its globals never outlive the invocation, while boto3's import (0.36 s idle, 1-2.5 s under
+load, paid twice by a standby probe through logic and wrapper) is not paid per invocation;
+a cold start on Lambda pays it, a warm one does not. A function whose package or layers
+ship their own copy of a runtime module (its own boto3) gets a spawned interpreter instead,
+where that copy wins as on Lambda; so does every invocation once the fork server has
+stopped ``MAX_ZYGOTE_STARTS`` times, after ``close``, or with ``mode="spawn"``.
 
 What the function's interpreter sees, and nothing more:
 
@@ -16,7 +26,7 @@ What the function's interpreter sees, and nothing more:
   ``aws_request_id``; the result comes back as one JSON line on stdout (the function's
   own prints go to stderr, like its CloudWatch log stream).
 
-The runner stops the process at the function's timeout.
+The runner stops the process (and whatever it started) at the function's timeout.
 
 Time compression (``compression`` > 1, the scheduler's ``seconds_per_minute`` < 60): a
 monitor's scheduled invocation loops for ``STANDBY_LOOP_S`` (50 s on AWS) whatever the

@@ -61,6 +61,9 @@ DRAIN_S = 5.0
 _SERVER = r"""
 import contextlib, ctypes, importlib, selectors, signal, socket
 STDLIB_PATH = list(sys.path)
+# Set by the interpreter at start (PEP 538 locale coercion when LANG names a locale this
+# machine lacks): a spawned function interpreter would set it too.
+COERCED_CTYPE = os.environ.get("LC_CTYPE")
 sys.path.insert(0, sys.argv[2])
 import boto3, botocore.session  # the Lambda runtime's SDK: the import paid once, here
 
@@ -225,6 +228,8 @@ def child(server_pid, fds):
     os.close(err_fd)
     os.environ.clear()
     os.environ.update(job["env"])
+    if COERCED_CTYPE and not {"LC_ALL", "LC_CTYPE"} & set(job["env"]):
+        os.environ["LC_CTYPE"] = COERCED_CTYPE
     time.tzset()
     os.chdir(job["cwd"])
     sys.path[:] = job["paths"] + STDLIB_PATH
