@@ -373,7 +373,7 @@ class LambdaRunner:
                             "interpreters if it stops", self._starts, MAX_ZYGOTE_STARTS)
             try:
                 self._zygote = Zygote(self.runtime, _BOOTSTRAP, dict(BASE_ENV))
-            except ZygoteUnavailable as exc:
+            except (ZygoteUnavailable, OSError) as exc:  # OSError: no process or temp dir
                 log.warning("lambda fork server did not start (%s); spawning", exc)
             return self._zygote
 

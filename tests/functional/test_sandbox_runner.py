@@ -23,7 +23,12 @@ import pytest
 
 from components.sandbox.deploy import Deployment, Function, trust_for_sandbox
 from components.sandbox.deploy_model import DEPLOYER_POLICY, DEPLOYER_USER
-from components.sandbox.lambda_runner import BASE_ENV, MAX_ZYGOTE_STARTS, LambdaRunner
+from components.sandbox.lambda_runner import (
+    BASE_ENV,
+    MAX_ZYGOTE_STARTS,
+    RUNTIME_BOTO3,
+    LambdaRunner,
+)
 from components.sandbox.moto_proc import MotoProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -375,6 +380,23 @@ def test_restarts_are_bounded_then_invocations_spawn(
     inv = runner.invoke("report", {})
     assert inv.ok and inv.payload["boto3_before_me"] is False  # a spawned interpreter
     assert runner.zygote_pid is None and inv.payload["ppid"] == os.getpid()
+
+
+def test_a_fork_server_that_cannot_start_leaves_invocations_to_spawned_interpreters(
+    deployment: Deployment, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A runtime folder whose boto3 is a bare directory: the server's `import botocore`
+    # fails, it exits before it is ready, and the function still runs (it needs no SDK).
+    broken = tmp_path / f"lambda-runtime-{RUNTIME_BOTO3}"
+    (broken / "boto3").mkdir(parents=True)
+    deploy(deployment, "plain", "import os\ndef handler(event, context):\n"
+                                "    return os.getppid()\n")
+    with LambdaRunner(deployment, tmp_path / "cache", runtime_root=tmp_path) as r:
+        inv = r.invoke("plain", {})
+        assert inv.ok and inv.payload == os.getpid(), (inv.payload, inv.logs)
+        assert r.zygote_pid is None
+    assert "fork server did not start" in caplog.text
+    assert "No module named 'botocore'" in caplog.text
 
 
 def test_close_stops_the_fork_server_and_later_invocations_spawn(
