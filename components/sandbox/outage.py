@@ -52,10 +52,10 @@ def credential_scope(headers: Any, path: str) -> tuple[str, str] | None:
     """(region, service) a request is signed for, or None when it is not signed (SigV4)."""
     auth = headers.get("Authorization") or ""
     m = _SCOPE.search(auth) if auth.startswith("AWS4-") else None
-    cred = m.group(1) if m else None
-    if cred is None:
+    cred = m.group(1) if m else ""
+    if not cred:
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
-        cred = (query.get("X-Amz-Credential") or [None])[0]
+        cred = (query.get("X-Amz-Credential") or [""])[0]
     parts = cred.split("/") if cred else []
     if len(parts) < 5 or parts[-1] != "aws4_request":
         return None

@@ -279,9 +279,13 @@ class GlobalTableReplicator:
         """Until every stream is read to its end, every change between regions that are up
         is applied and every replicated write's echo is seen (True), or ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
+        with self._lock:
+            first = self._rounds
         while time.monotonic() < deadline:
             with self._lock:
-                if self._idle_rounds >= 2:
+                # Two idle rounds, both begun after this call: a round that was running
+                # when it was made may have read the streams before the caller's writes.
+                if self._idle_rounds >= 2 and self._rounds >= first + 3:
                     return True
             if self._thread is None or not self._thread.is_alive():
                 return False
@@ -352,15 +356,15 @@ class GlobalTableReplicator:
         prev = self._slots.get(slot_key)
         pending = self._pending.get(slot_key)
         if pending and pending[0][1] == canon:
-            version = pending[0][0]
-            if (prev is not None and prev.version > version
+            mine = pending[0][0]
+            if (prev is not None and prev.version > mine
                     and not any(v >= prev.version for v, _ in list(pending)[1:])):
                 # Our write landed after a newer local write we had not read: restore it.
                 self._write(t, region, key, kid, prev.version, prev.image)
                 self.counters.write_backs += 1
             pending.popleft()
             self.counters.echoes += 1
-            self._slots[slot_key] = _Slot(version, image)
+            self._slots[slot_key] = _Slot(mine, image)
             return
         when = ddb["ApproximateCreationDateTime"]
         ms = int(when.timestamp() * 1000) if hasattr(when, "timestamp") else int(float(when)
