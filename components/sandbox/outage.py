@@ -113,6 +113,8 @@ class RegionOutageProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
+    check = staticmethod(_check)
+
     def fault(self, region: str, service: str | None = None, mode: str = "reset") -> None:
         """Refuse every request signed for ``region`` (and ``service``, when given)."""
         _check(region, service)
