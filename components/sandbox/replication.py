@@ -45,6 +45,8 @@ GLOBAL_TABLES_VERSION = "2019.11.21"
 STREAM_VIEW = "NEW_AND_OLD_IMAGES"
 #: Records asked for per shard per round (the GetRecords maximum).
 READ_LIMIT = 1000
+#: Longest wait between rounds once nothing is happening.
+IDLE_POLL_MAX_S = 0.5
 
 Version = tuple[int, str]
 """(write time in ms since the epoch, region that took the write)."""
@@ -312,7 +314,10 @@ class GlobalTableReplicator:
                     self.counters.errors += 1
                     self.counters.last_error = f"{type(exc).__name__}: {exc}"
                     self._idle_rounds = 0
-            self._stop.wait(self.poll_s)
+            # Idle rounds back off (moto serves the functions too); a busy one resets.
+            with self._lock:
+                idle = min(self._idle_rounds, 4)
+            self._stop.wait(min(max(self.poll_s, IDLE_POLL_MAX_S), self.poll_s * 2 ** idle))
 
     def step(self) -> None:
         """One round: read every stream, then apply what is due."""
