@@ -1,0 +1,511 @@
+"""Global-table replication and regional outages in the plan-deployed sandbox: the aws-dev
+plan deployed into a moto server (IAM enforced), ``GlobalTableReplicator`` between the
+``shop-orders`` replicas, ``RegionOutageProxy`` in front of moto for functions.
+
+Before these stand-ins the sandbox held one independent table per replica region: a write
+in us-east-1 never reached us-west-2, so no drill could count lost or duplicated writes."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pulumi
+import pytest
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError, ConnectionClosedError
+
+from components.plan.run import read_stack, run_program
+from components.program import main
+from components.sandbox.deploy import Deployment, Function, deploy_run
+from components.sandbox.deploy_model import Created
+from components.sandbox.lambda_runner import LambdaRunner
+from components.sandbox.moto_proc import MotoProcess
+from components.sandbox.outage import RegionOutageProxy, credential_scope
+from components.sandbox.replication import (
+    GlobalTable,
+    GlobalTableReplicator,
+    ReplicationError,
+    global_tables,
+)
+from components.sandbox.replication_s3 import BucketReplicator, replication_rules
+
+ROOT = Path(__file__).resolve().parents[2]
+TABLE = "shop-orders"
+EAST, WEST = "us-east-1", "us-west-2"
+WAIT_S = 20.0
+
+
+@pytest.fixture(scope="module")
+def deployment() -> Iterator[Deployment]:
+    run = run_program(read_stack("aws-dev", ROOT), main)
+    with MotoProcess() as moto:
+        yield deploy_run(run, moto.url, "aws-dev")
+
+
+@pytest.fixture(scope="module")
+def rep(deployment: Deployment) -> Iterator[GlobalTableReplicator]:
+    # One replicator for the module, as the sandbox runs one per deployment: it reads each
+    # stream from its start, so a second one would replay the first one's writes.
+    with GlobalTableReplicator(deployment, delay_s=0.2, poll_s=0.05, max_run_s=600) as r:
+        yield r
+
+
+def key(name: str) -> dict[str, Any]:
+    return {"pk": {"S": name}, "sk": {"S": "order"}}
+
+
+def get(d: Deployment, region: str, name: str) -> dict[str, Any] | None:
+    item = d.client("dynamodb", region).get_item(TableName=TABLE, Key=key(name),
+                                                 ConsistentRead=True).get("Item")
+    return dict(item) if item else None
+
+
+def put(d: Deployment, region: str, name: str, **attrs: str) -> None:
+    d.client("dynamodb", region).put_item(
+        TableName=TABLE, Item={**key(name), **{k: {"S": v} for k, v in attrs.items()}})
+
+
+def settle(rep: GlobalTableReplicator) -> None:
+    assert rep.wait_idle(WAIT_S), (rep.stats(), rep.counters)
+
+
+def until(check: Any, what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"not within {WAIT_S} s: {what}")
+
+
+def stream_records(d: Deployment, region: str, name: str) -> list[dict[str, Any]]:
+    """Every record of the table's stream in ``region`` for one item, from the start."""
+    ddb, streams = d.client("dynamodb", region), d.client("dynamodbstreams", region)
+    arn = ddb.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+    out = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
+                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        for _ in range(1000):
+            page = streams.get_records(ShardIterator=it, Limit=1000)
+            out += [r for r in page["Records"] if r["dynamodb"]["Keys"] == key(name)]
+            it = page.get("NextShardIterator")
+            if not page["Records"] or not it:
+                break
+    return out
+
+
+# -- discovery ----------------------------------------------------------------------------
+
+def test_global_tables_come_from_the_plan_inputs(deployment: Deployment) -> None:
+    tables = global_tables(deployment)
+    assert tables == [GlobalTable(TABLE, (EAST, WEST), ("pk", "sk"))]
+    # The pointer and state tables are regional tables in the plan: not replicated.
+    assert all(t.name == TABLE for t in tables)
+
+
+def test_a_global_table_without_new_and_old_images_is_refused() -> None:
+    d = Deployment(moto_url="http://127.0.0.1:1", stack="x")
+    d.created.append(Created("aws:dynamodb/table:Table", "t", EAST, "t", {
+        "name": "t", "hashKey": "pk", "replicas": [{"regionName": WEST}],
+        "streamEnabled": True, "streamViewType": "NEW_IMAGE"}))
+    with pytest.raises(ReplicationError, match=r"table 't' \(t\): global tables need a stream "
+                                                r"with NEW_AND_OLD_IMAGES; the plan registers "
+                                                r"stream_view_type 'NEW_IMAGE'"):
+        global_tables(d)
+    d.created[0].inputs["streamEnabled"] = False
+    with pytest.raises(ReplicationError, match="the plan registers no stream"):
+        global_tables(d)
+
+
+def test_bad_settings_and_unknown_regions_are_refused(
+    deployment: Deployment, rep: GlobalTableReplicator,
+) -> None:
+    with pytest.raises(ValueError, match=r"delay_s: -1; allowed: 0..60 seconds"):
+        GlobalTableReplicator(deployment, delay_s=-1)
+    with pytest.raises(ValueError, match=r"region 'eu-north-1' holds no replica; replica "
+                                         r"regions: us-east-1, us-west-2"):
+        rep.cut("eu-north-1")
+    assert rep.down == set()
+
+
+# -- replication --------------------------------------------------------------------------
+
+def test_put_in_us_east_1_appears_in_us_west_2(
+    deployment: Deployment, rep: GlobalTableReplicator,
+) -> None:
+    assert get(deployment, WEST, "put-1") is None
+    put(deployment, EAST, "put-1", state="new")
+    until(lambda: get(deployment, WEST, "put-1") is not None, "the put reached us-west-2")
+    assert get(deployment, WEST, "put-1") == get(deployment, EAST, "put-1")
+    assert get(deployment, WEST, "put-1")["state"] == {"S": "new"}  # type: ignore[index]
+    stats = rep.stats()[f"{EAST}->{WEST}"]
+    assert stats["delivered"] >= 1 and stats["max_latency_s"] > 0
+
+
+def test_update_and_delete_replicate_in_both_directions(
+    deployment: Deployment, rep: GlobalTableReplicator,
+) -> None:
+    put(deployment, WEST, "upd-1", state="new")
+    settle(rep)
+    deployment.client("dynamodb", WEST).update_item(
+        TableName=TABLE, Key=key("upd-1"), UpdateExpression="SET #s = :s, paid = :p",
+        ExpressionAttributeNames={"#s": "state"},
+        ExpressionAttributeValues={":s": {"S": "paid"}, ":p": {"S": "yes"}})
+    until(lambda: (get(deployment, EAST, "upd-1") or {}).get("state") == {"S": "paid"},
+          "the update reached us-east-1")
+    assert get(deployment, EAST, "upd-1") == get(deployment, WEST, "upd-1")
+    deployment.client("dynamodb", EAST).delete_item(TableName=TABLE, Key=key("upd-1"))
+    until(lambda: get(deployment, WEST, "upd-1") is None, "the delete reached us-west-2")
+    settle(rep)
+    assert get(deployment, EAST, "upd-1") is None
+
+
+def test_a_replicated_write_is_applied_once_per_replica_and_never_echoes_back(
+    deployment: Deployment, rep: GlobalTableReplicator,
+) -> None:
+    before = rep.counters.echoes
+    put(deployment, EAST, "echo-1", v="1")
+    put(deployment, EAST, "echo-1", v="2")
+    settle(rep)
+    east = stream_records(deployment, EAST, "echo-1")
+    west = stream_records(deployment, WEST, "echo-1")
+    # Two writes in us-east-1, each applied exactly once in us-west-2; an echo would have
+    # come back to us-east-1 as a third and fourth record (and on, forever).
+    assert [r["eventName"] for r in east] == ["INSERT", "MODIFY"]
+    assert [r["eventName"] for r in west] == ["INSERT", "MODIFY"]
+    assert [r["dynamodb"]["NewImage"]["v"] for r in west] == [{"S": "1"}, {"S": "2"}]
+    assert rep.counters.echoes - before == 2
+    settle(rep)
+    assert len(stream_records(deployment, EAST, "echo-1")) == 2
+
+
+def test_the_later_write_wins_a_conflict_whichever_region_took_it(
+    deployment: Deployment, rep: GlobalTableReplicator,
+) -> None:
+    # "Later" is the write's time in its own region's stream, not when it arrived: each
+    # region takes one write while us-west-2 is cut off, then both changes meet.
+    for name, first, second in (("lww-1", EAST, WEST), ("lww-2", WEST, EAST)):
+        rep.cut(WEST)
+        try:
+            put(deployment, first, name, by=first)
+            time.sleep(0.01)  # moto stamps stream records in ms
+            put(deployment, second, name, by=second)
+            until(lambda: rep.backlog(EAST, WEST) >= 1 and rep.backlog(WEST, EAST) >= 1,
+                  "both writes read while us-west-2 is cut")
+            assert (get(deployment, EAST, name) or {})["by"] != (
+                get(deployment, WEST, name) or {})["by"]
+        finally:
+            rep.heal(WEST)
+        settle(rep)
+        assert get(deployment, EAST, name) == get(deployment, WEST, name)
+        assert get(deployment, EAST, name)["by"] == {"S": second}  # type: ignore[index]
+
+
+def test_concurrent_writes_to_one_key_in_both_regions_converge(
+    deployment: Deployment, rep: GlobalTableReplicator,
+) -> None:
+    errors: list[BaseException] = []
+
+    def writer(region: str) -> None:
+        try:
+            ddb = deployment.client("dynamodb", region)
+            for n in range(25):
+                ddb.put_item(TableName=TABLE, Item={**key("race-1"), "by": {"S": region},
+                                                    "n": {"N": str(n)}})
+        except BaseException as exc:  # reported below, on the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(r,)) for r in (EAST, WEST)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    settle(rep)
+    east, west = get(deployment, EAST, "race-1"), get(deployment, WEST, "race-1")
+    assert east == west and east is not None
+    assert east["n"] == {"N": "24"}  # each region's last write is its 25th
+
+
+def test_cut_stops_replication_and_heal_lets_the_backlog_flow(
+    deployment: Deployment, rep: GlobalTableReplicator,
+) -> None:
+    rep.cut(EAST)
+    try:
+        put(deployment, EAST, "cut-1", state="during-outage")
+        put(deployment, WEST, "cut-2", state="during-outage")
+        until(lambda: rep.backlog(EAST, WEST) == 1 and rep.backlog(WEST, EAST) == 1,
+              "both writes waiting")
+        time.sleep(rep.delay_s + 5 * rep.poll_s)  # due long ago: still held by the cut
+        assert get(deployment, WEST, "cut-1") is None
+        assert get(deployment, EAST, "cut-2") is None
+        assert rep.lag_s(EAST, WEST) >= rep.delay_s
+        assert rep.stats()[f"{EAST}->{WEST}"]["backlog"] == 1
+    finally:
+        rep.heal(EAST)
+    settle(rep)
+    assert get(deployment, WEST, "cut-1") == get(deployment, EAST, "cut-1") is not None
+    assert get(deployment, EAST, "cut-2") == get(deployment, WEST, "cut-2") is not None
+    assert rep.backlog(EAST, WEST) == rep.backlog(WEST, EAST) == 0
+    assert rep.lag_s(EAST, WEST) == 0.0
+
+
+# -- the outage proxy ---------------------------------------------------------------------
+
+def test_credential_scope_is_read_from_the_header_and_the_presigned_query() -> None:
+    header = {"Authorization": "AWS4-HMAC-SHA256 Credential=AKID/20261121/us-west-2/"
+                               "dynamodb/aws4_request, SignedHeaders=host, Signature=ab"}
+    assert credential_scope(header, "/") == (WEST, "dynamodb")
+    assert credential_scope({}, "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential="
+                                "AKID%2F20261121%2Fus-east-1%2Fs3%2Faws4_request") == (EAST, "s3")
+    assert credential_scope({}, "/moto-api/data.json") is None
+
+
+def test_bad_fault_arguments_are_refused(deployment: Deployment) -> None:
+    with RegionOutageProxy(deployment.moto_url) as proxy:
+        with pytest.raises(ValueError, match=r"region 'US_EAST': not a region name"):
+            proxy.fault("US_EAST")
+        with pytest.raises(ValueError, match=r"service 'Dynamo DB': not a SigV4 signing name"):
+            proxy.fault(EAST, "Dynamo DB")
+        with pytest.raises(ValueError, match=r"mode 'drop'; allowed: reset, unavailable"):
+            proxy.fault(EAST, mode="drop")
+        assert proxy.faults == {}
+    with pytest.raises(ValueError, match=r"upstream 'moto': allowed: http://HOST:PORT"):
+        RegionOutageProxy("moto")
+
+
+def _deployer(d: Deployment, region: str, url: str, secret: str | None = None) -> Any:
+    make: Any = boto3.client
+    return make("dynamodb", region_name=region, endpoint_url=url,
+                aws_access_key_id=d.access_key[0],
+                aws_secret_access_key=secret or d.access_key[1],
+                config=BotoConfig(retries={"total_max_attempts": 1}, read_timeout=10))
+
+
+def test_a_signed_request_keeps_a_valid_signature_through_the_proxy(
+    deployment: Deployment,
+) -> None:
+    with RegionOutageProxy(deployment.moto_url) as proxy:
+        # moto checks signatures (IAM on): the same call with a wrong secret is refused, so
+        # the call that passes proves the forwarded request is the one that was signed.
+        ok = _deployer(deployment, WEST, proxy.url).describe_table(TableName=TABLE)
+        assert ok["Table"]["TableName"] == TABLE
+        with pytest.raises(ClientError) as bad:
+            _deployer(deployment, WEST, proxy.url, secret="wrong").describe_table(
+                TableName=TABLE)
+        # (moto answers a JSON-protocol call in XML here, so botocore reports code "403")
+        assert bad.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        assert "<Code>SignatureDoesNotMatch</Code>" in bad.value.response["Error"]["Message"]
+        assert proxy.forwarded[(WEST, "dynamodb")] == 2
+
+
+def test_unavailable_mode_answers_503_service_unavailable(deployment: Deployment) -> None:
+    with RegionOutageProxy(deployment.moto_url) as proxy:
+        proxy.fault(WEST, "dynamodb", mode="unavailable")
+        with pytest.raises(ClientError) as refused:
+            _deployer(deployment, WEST, proxy.url).describe_table(TableName=TABLE)
+        assert refused.value.response["Error"]["Code"] == "ServiceUnavailable"
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        assert proxy.refused[(WEST, "dynamodb")] == 1
+
+
+def test_a_presigned_url_is_refused_for_its_faulted_region_and_passes_after_heal(
+    deployment: Deployment,
+) -> None:
+    s3 = deployment.client("s3", EAST)
+    bucket = next(c.cloud_id for c in deployment.created
+                  if c.type.startswith("aws:s3/bucket") and c.region == EAST
+                  and c.type.endswith((":Bucket", ":BucketV2")))
+    s3.put_object(Bucket=bucket, Key="presigned.txt", Body=b"hello")
+    with RegionOutageProxy(deployment.moto_url) as proxy:
+        make: Any = boto3.client
+        via = make("s3", region_name=EAST, endpoint_url=proxy.url,
+                   aws_access_key_id=deployment.access_key[0],
+                   aws_secret_access_key=deployment.access_key[1],
+                   config=BotoConfig(signature_version="s3v4"))
+        url = via.generate_presigned_url("get_object", Params={"Bucket": bucket,
+                                                               "Key": "presigned.txt"})
+        proxy.fault(EAST, "s3")
+        assert "X-Amz-Credential=" in url
+        with pytest.raises(OSError) as reset:  # RemoteDisconnected or ConnectionResetError
+            urllib.request.urlopen(url, timeout=10)
+        assert not isinstance(reset.value, urllib.error.HTTPError), reset.value
+        assert proxy.refused[(EAST, "s3")] == 1
+        proxy.heal(EAST)
+        # After heal the request reaches moto and moto's answer comes back. (moto 5.2.5 with
+        # IAM on answers a presigned GET with 500 even when called directly, so the answer
+        # itself is moto's, not the object.)
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                assert resp.read() == b"hello"
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 500, exc
+        assert proxy.forwarded[(EAST, "s3")] == 1
+        assert proxy.refused[(EAST, "s3")] == 1
+
+
+_PROBE = """
+import boto3
+from botocore.config import Config
+
+def handler(event, context):
+    out = {}
+    for region in ("us-east-1", "us-west-2"):
+        ddb = boto3.client("dynamodb", region_name=region,
+                           config=Config(retries={"total_max_attempts": 2}, read_timeout=10))
+        try:
+            ddb.get_item(TableName="shop-orders",
+                         Key={"pk": {"S": "probe"}, "sk": {"S": "order"}})
+            out[region] = "ok"
+        except Exception as exc:
+            out[region] = type(exc).__name__ + ": " + str(exc)
+    return out
+"""
+
+
+@pytest.fixture(scope="module")
+def proxied(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory,
+            ) -> Iterator[tuple[RegionOutageProxy, LambdaRunner]]:
+    wrapper = deployment.functions["shop-wrap-ue1-primary"]
+    deployment.functions["outage-probe"] = Function(
+        name="outage-probe", region=EAST, arn=wrapper.arn + "-probe",
+        role_arn=wrapper.role_arn, handler="app.handler", runtime="python3.12",
+        timeout_s=30, memory_mb=128, env={},
+        code=pulumi.AssetArchive({"app.py": pulumi.StringAsset(_PROBE)}), layers=[])
+    with RegionOutageProxy(deployment.moto_url) as proxy:
+        # The functions' AWS_ENDPOINT_URL is the proxy: every call they make crosses it.
+        runner = LambdaRunner(dataclasses.replace(deployment, moto_url=proxy.url),
+                              tmp_path_factory.mktemp("lambda"),
+                              runtime_root=ROOT / ".standby-cache")
+        yield proxy, runner
+
+
+def test_a_functions_dynamodb_call_to_a_faulted_region_is_refused_until_heal(
+    proxied: tuple[RegionOutageProxy, LambdaRunner],
+) -> None:
+    proxy, runner = proxied
+    inv = runner.invoke("outage-probe", {})
+    assert inv.ok and inv.payload == {EAST: "ok", WEST: "ok"}, (inv.payload, inv.logs[-800:])
+    proxy.fault(EAST, "dynamodb")
+    inv = runner.invoke("outage-probe", {})
+    assert inv.ok, (inv.payload, inv.logs[-800:])
+    assert inv.payload[WEST] == "ok"
+    assert inv.payload[EAST].startswith(ConnectionClosedError.__name__ + ": "), inv.payload
+    assert proxy.refused[(EAST, "dynamodb")] == 2  # the first try and botocore's one retry
+    assert proxy.refused[(WEST, "dynamodb")] == 0
+    proxy.heal(EAST, "dynamodb")
+    inv = runner.invoke("outage-probe", {})
+    assert inv.ok and inv.payload == {EAST: "ok", WEST: "ok"}, inv.payload
+    assert proxy.refused[(EAST, "dynamodb")] == 2
+
+
+def test_a_whole_region_fault_covers_every_service_of_that_region_only(
+    proxied: tuple[RegionOutageProxy, LambdaRunner],
+) -> None:
+    proxy, runner = proxied
+    proxy.fault(WEST)
+    try:
+        inv = runner.invoke("outage-probe", {})
+        assert inv.ok, (inv.payload, inv.logs[-800:])
+        assert inv.payload[EAST] == "ok"
+        assert inv.payload[WEST].startswith("ConnectionClosedError"), inv.payload
+    finally:
+        proxy.heal(WEST)
+    assert runner.invoke("outage-probe", {}).payload == {EAST: "ok", WEST: "ok"}
+
+
+# -- S3 replication -----------------------------------------------------------------------
+
+def _buckets(d: Deployment) -> dict[str, str]:
+    return {c.region: c.cloud_id for c in d.created if c.type == "aws:s3/bucket:Bucket"}
+
+
+@pytest.fixture(scope="module")
+def s3rep(deployment: Deployment) -> Iterator[BucketReplicator]:
+    with BucketReplicator(deployment, delay_s=0.2, poll_s=0.05, max_run_s=600) as r:
+        yield r
+
+
+def versions(d: Deployment, region: str, name: str) -> tuple[list[str], list[str]]:
+    """(version ids, delete marker ids) of one key, newest first."""
+    out = d.client("s3", region).list_object_versions(Bucket=_buckets(d)[region], Prefix=name)
+    return ([v["VersionId"] for v in out.get("Versions") or [] if v["Key"] == name],
+            [m["VersionId"] for m in out.get("DeleteMarkers") or [] if m["Key"] == name])
+
+
+def test_bucket_replication_rules_come_from_the_plan(deployment: Deployment) -> None:
+    b = _buckets(deployment)
+    rules = {(r.source, r.target): r for r in replication_rules(deployment)}
+    assert set(rules) == {(b[EAST], b[WEST]), (b[WEST], b[EAST])}
+    east = rules[(b[EAST], b[WEST])]
+    assert (east.source_region, east.target_region, east.prefix) == (EAST, WEST, "")
+    # moto reports DeleteMarkerReplication Disabled whatever was put: the plan's word counts.
+    assert east.delete_markers and east.storage_class == "STANDARD"
+
+
+def test_a_new_object_is_copied_to_the_other_bucket_once_and_not_back(
+    deployment: Deployment, s3rep: BucketReplicator,
+) -> None:
+    b = _buckets(deployment)
+    deployment.client("s3", EAST).put_object(Bucket=b[EAST], Key="s3-obj-1", Body=b"v1",
+                                             ContentType="text/plain",
+                                             Metadata={"order": "42"})
+    assert s3rep.wait_idle(WAIT_S), s3rep.stats()
+    got = deployment.client("s3", WEST).get_object(Bucket=b[WEST], Key="s3-obj-1")
+    assert got["Body"].read() == b"v1"
+    assert got["ContentType"] == "text/plain" and got["Metadata"] == {"order": "42"}
+    # One version on each side: the replica in us-west-2 was not replicated back.
+    assert len(versions(deployment, EAST, "s3-obj-1")[0]) == 1
+    assert len(versions(deployment, WEST, "s3-obj-1")[0]) == 1
+    deployment.client("s3", EAST).put_object(Bucket=b[EAST], Key="s3-obj-1", Body=b"v2")
+    assert s3rep.wait_idle(WAIT_S), s3rep.stats()
+    got = deployment.client("s3", WEST).get_object(Bucket=b[WEST], Key="s3-obj-1")
+    assert got["Body"].read() == b"v2"
+    assert len(versions(deployment, WEST, "s3-obj-1")[0]) == 2
+
+
+def test_a_delete_marker_replicates_and_a_version_delete_does_not(
+    deployment: Deployment, s3rep: BucketReplicator,
+) -> None:
+    b = _buckets(deployment)
+    west = deployment.client("s3", WEST)
+    west.put_object(Bucket=b[WEST], Key="s3-del-1", Body=b"x")
+    west.put_object(Bucket=b[WEST], Key="s3-del-2", Body=b"y")
+    assert s3rep.wait_idle(WAIT_S), s3rep.stats()
+    east = deployment.client("s3", EAST)
+    west.delete_object(Bucket=b[WEST], Key="s3-del-1")  # a delete marker
+    only = versions(deployment, WEST, "s3-del-2")[0][0]
+    west.delete_object(Bucket=b[WEST], Key="s3-del-2", VersionId=only)  # a version delete
+    assert s3rep.wait_idle(WAIT_S), s3rep.stats()
+    with pytest.raises(ClientError) as gone:
+        east.get_object(Bucket=b[EAST], Key="s3-del-1")
+    assert gone.value.response["Error"]["Code"] == "NoSuchKey"
+    assert len(versions(deployment, EAST, "s3-del-1")[1]) == 1
+    assert east.get_object(Bucket=b[EAST], Key="s3-del-2")["Body"].read() == b"y"
+
+
+def test_a_cut_bucket_region_holds_its_copies_until_heal(
+    deployment: Deployment, s3rep: BucketReplicator,
+) -> None:
+    b = _buckets(deployment)
+    s3rep.cut(WEST)
+    try:
+        deployment.client("s3", EAST).put_object(Bucket=b[EAST], Key="s3-cut-1", Body=b"z")
+        until(lambda: s3rep.backlog(b[EAST], b[WEST]) == 1, "the copy waiting")
+        time.sleep(s3rep.delay_s + 5 * s3rep.poll_s)
+        assert versions(deployment, WEST, "s3-cut-1") == ([], [])
+    finally:
+        s3rep.heal(WEST)
+    assert s3rep.wait_idle(WAIT_S), s3rep.stats()
+    assert len(versions(deployment, WEST, "s3-cut-1")[0]) == 1
+    with pytest.raises(ValueError, match=r"region 'eu-north-1' holds no replicated bucket"):
+        s3rep.cut("eu-north-1")
