@@ -55,7 +55,9 @@ def differences(d: Deployment, seconds_per_minute: float) -> list[str]:
     return [
         "IAM: moto checks each call's top-level action against the caller's role policy; "
         "resources only for S3, conditions not at all (dropped when the policy is put), and "
-        "sub-actions never (TransactWriteItems passes without dynamodb:ConditionCheckItem); "
+        "sub-actions never: moto checks dynamodb:TransactWriteItems, which IAM does not "
+        "have, so it is granted wherever dynamodb:ConditionCheckItem is, and the entries' "
+        "own actions (PutItem, UpdateItem) are not checked; "
         "apigateway:PATCH is granted as moto's apigateway:Update* (any API, any stage). "
         "The plan's own documents stay as registered.",
         "Identity: the sandbox assumes each function's role on the Lambda service's behalf "

@@ -70,7 +70,11 @@ def deploy_run(run: Any, moto_url: str, stack: str = "") -> Deployment:
                    clear_inputs=dict(getattr(run.mocks, "clear", {})))
     _bootstrap_deployer(d)
     _zones(d, run.mocks.calls)
-    existing_network(d, run)
+    try:
+        existing_network(d, run)
+    except (ClientError, BotoCoreError, ValueError) as exc:
+        d.skipped.append(Skipped("aws:ec2/vpc:Vpc (named by the stack)", "network", "-",
+                                 f"failed: {type(exc).__name__}: {exc}"))
     retry: list[tuple[Registration, Handler, str, str]] = []
     for r in run.resources:
         if not r.custom or r.type.startswith("pulumi:providers:"):

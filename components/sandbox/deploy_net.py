@@ -109,9 +109,10 @@ def existing_network(d: Deployment, run: Any) -> None:
             d.map(vpc, moto_vpc)
             d.created.append(Created("aws:ec2/vpc:Vpc (named by the stack)", vpc, region,
                                      moto_vpc))
-            spare = ipaddress.ip_network(blocks[0])
+            spare = ipaddress.IPv4Network(blocks[0])
+            taken = [ipaddress.IPv4Network(cidrs[s]) for s in subnets if s in cidrs]
             free = (str(x) for x in reversed(list(spare.subnets(new_prefix=24)))
-                    if not any(x.overlaps(y) for y in nets))
+                    if not any(x.overlaps(y) for y in taken))
             for i, subnet in enumerate(subnets):
                 out = ec2.create_subnet(VpcId=moto_vpc, CidrBlock=cidrs.get(subnet) or next(free),
                                         AvailabilityZone=azs[i % len(azs)])["Subnet"]

@@ -119,6 +119,7 @@ class Instance:
     arn: str
     port: int
     pair: PgPair
+    instance_class: str
     source: str | None = None
     """The source instance's identifier while this is a read replica."""
 
@@ -173,7 +174,7 @@ class RdsWorld:
             args["VpcSecurityGroupIds"] = [str(g) for g in i["vpcSecurityGroupIds"]]
         out = self.d.client("rds", region).create_db_instance(**args)["DBInstance"]
         return self._record(r, region, Instance(ident, region, str(out["DBInstanceArn"]), port,
-                                                pair))
+                                                pair, str(i["instanceClass"])))
 
     def create_replica(self, r: Registration, i: dict[str, Any], region: str) -> Instance:
         src = self.find(str(i["replicateSourceDb"]))
@@ -194,7 +195,7 @@ class RdsWorld:
             args["VpcSecurityGroupIds"] = [str(g) for g in i["vpcSecurityGroupIds"]]
         out = self.d.client("rds", region).create_db_instance_read_replica(**args)["DBInstance"]
         inst = Instance(ident, region, str(out["DBInstanceArn"]), server.port, src.pair,
-                        source=src.identifier)
+                        str(i["instanceClass"]), source=src.identifier)
         self._record(r, region, inst)
         self.controller.ensure_started()
         return inst
@@ -252,14 +253,23 @@ class RdsWorld:
             raise ValueError(f"rebuild {region} from {source}: {src.identifier} is itself a "
                              "replica; allowed: a standalone (promoted or original) primary")
         rds = self.d.client("rds", region)
+        # The new replica keeps the old instance's network and protection settings.
+        keep: dict[str, Any] = {}
         with contextlib.suppress(rds.exceptions.DBInstanceNotFoundFault):
+            was = rds.describe_db_instances(DBInstanceIdentifier=old.identifier)[
+                "DBInstances"][0]
+            if was.get("DBSubnetGroup"):
+                keep["DBSubnetGroupName"] = was["DBSubnetGroup"]["DBSubnetGroupName"]
+            keep["VpcSecurityGroupIds"] = [g["VpcSecurityGroupId"]
+                                           for g in was.get("VpcSecurityGroups") or []]
+            keep["DeletionProtection"] = bool(was.get("DeletionProtection"))
             rds.modify_db_instance(DBInstanceIdentifier=old.identifier,
                                    DeletionProtection=False, ApplyImmediately=True)
             rds.delete_db_instance(DBInstanceIdentifier=old.identifier, SkipFinalSnapshot=True)
         server = src.pair.add_replica(old.identifier, source=src.identifier)
         rds.create_db_instance_read_replica(
             DBInstanceIdentifier=old.identifier, SourceDBInstanceIdentifier=src.arn,
-            DBInstanceClass="db.t4g.medium", Port=server.port)
+            DBInstanceClass=old.instance_class, Port=server.port, **keep)
         with self.lock:
             old.pair, old.source, old.port = src.pair, src.identifier, server.port
         self.events.append(f"rebuilt {old.identifier} ({region}) as a replica of "

@@ -190,6 +190,18 @@ def test_relocate_endpoints_points_plan_hosts_at_the_local_server() -> None:
     assert out["OTHER"] == "unrelated"
 
 
+def test_cross_region_replica_gets_the_subnet_group_of_its_own_region(sandbox: Any) -> None:
+    # Before: moto looked a cross-region replica's subnet group up in the source's region,
+    # so CreateDBInstanceReadReplica failed with DBSubnetGroupNotFoundFault.
+    _, d, _, _ = sandbox
+    replica = describe(d, R2, REPLICA_ID)
+    assert replica["DBSubnetGroup"]["DBSubnetGroupName"].startswith(
+        "sqlshop-data-db-subnets-us-west-2")
+    assert replica["ReadReplicaSourceDBInstanceIdentifier"] == describe(
+        d, R1, PRIMARY_ID)["DBInstanceArn"]
+    assert replica["Endpoint"]["Port"] == rds_world(d).endpoint(R2)[1]
+
+
 # -- functions --------------------------------------------------------------------------------
 
 def test_wrapper_writes_a_row_that_streams_to_the_replica(sandbox: Any) -> None:
@@ -273,8 +285,10 @@ def test_promote_read_replica_is_modifying_until_the_local_replica_is_promoted(
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(host=host, port=port, user="x", connect_timeout=2).close()
     world.rebuild(R1, source=R2)
-    assert describe(d, R1, PRIMARY_ID)["ReadReplicaSourceDBInstanceIdentifier"] == got[
-        "DBInstanceArn"]
+    rebuilt = describe(d, R1, PRIMARY_ID)
+    assert rebuilt["ReadReplicaSourceDBInstanceIdentifier"] == got["DBInstanceArn"]
+    assert rebuilt["DBSubnetGroup"]["DBSubnetGroupName"].startswith(
+        "sqlshop-data-db-subnets-us-east-1")
     with world.connect(R2) as c:
         c.execute("INSERT INTO orders (id, item) VALUES ('back', 'x')")
     wait_for(lambda: "back" in ids(world, R1), "row on the rebuilt us-east-1 replica")
