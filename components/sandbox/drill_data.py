@@ -18,17 +18,17 @@ ORDER_PREFIX = "order#"
 class DynamoPlane:
     engine = "dynamodb"
 
-    def __init__(self, d: Deployment, table: str, regions: list[str], delay_s: float) -> None:
+    def __init__(self, d: Deployment, table: str, regions: list[str], delay_s: float,
+                 max_run_s: float = 3600.0) -> None:
         self.d, self.table, self.regions, self.delay_s = d, table, regions, delay_s
+        self.max_run_s = max_run_s
         self.replicator: Any = None
 
     def start(self) -> None:
-        try:  # TEMPORARY until the replication stand-in lands
-            from components.sandbox.replication import GlobalTableReplicator
-        except ImportError:
-            return
-        self.replicator = GlobalTableReplicator.for_deployment(self.d, delay_s=self.delay_s)
-        self.replicator.start()
+        from components.sandbox.replication import GlobalTableReplicator
+
+        self.replicator = GlobalTableReplicator(self.d, delay_s=self.delay_s,
+                                                max_run_s=self.max_run_s).start()
 
     def present(self, region: str) -> set[str]:
         client = self.d.client("dynamodb", region)
@@ -68,7 +68,63 @@ class DynamoPlane:
             self.replicator.stop()
 
 
-def sql_plane(world: Any, engine: str) -> Any:
+#: The drill's orders table. The row's key is the server's; ``id`` is the client's request
+#: id and deliberately not unique, so a request applied twice is stored twice and
+#: ``applied_twice`` sees it (a unique key would refuse the second insert and hide the
+#: defect). The example app's INSERT (id, item, region) works unchanged on it.
+ORDERS_DDL = {
+    "postgres": "CREATE TABLE orders (row_id bigserial PRIMARY KEY, id text NOT NULL, "
+                "item text, region text, created_at timestamptz NOT NULL DEFAULT now())",
+}
+
+
+class SqlPlane:
+    """The stack's RDS instances, backed by local servers (``deploy_rds.RdsWorld``)."""
+
+    def __init__(self, engine: str, rds: Any) -> None:
+        self.engine, self.rds = engine, rds
+
+    def start(self) -> None:
+        primary = next(r for r in self.rds.regions()
+                       if self.rds.in_region(r).source is None)
+        with self.rds.connect(primary) as c:
+            c.execute(ORDERS_DDL[self.engine])
+
+    def present(self, region: str) -> set[str]:
+        with self.rds.connect(region) as c:
+            return {str(row[0]) for row in c.execute("SELECT id FROM orders").fetchall()}
+
+    def applied_twice(self, region: str) -> list[dict[str, Any]]:
+        from components.sandbox.drill_report import applied_twice
+
+        with self.rds.connect(region) as c:
+            return applied_twice(c)
+
+    def settle(self, timeout_s: float = 10.0) -> bool:
+        return True  # a promotion drains before it completes; a replica is read at the end
+
+    def kill(self, region: str) -> None:
+        self.rds.kill(region)
+
+    def rebuild(self, region: str, source: str) -> None:
+        self.rds.rebuild(region, source)
+
+    def differences(self) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        return None  # the servers belong to the deployment (Deployment.close)
+
+
+def sql_plane(world: Any, engine: str) -> SqlPlane:
+    from components.sandbox.deploy_rds import rds_world
     from components.sandbox.drill_deployed_world import DrillSetupError
 
-    raise DrillSetupError(f"engine {engine}: the deployed drill has no data plane for it yet")
+    if engine not in ORDERS_DDL:
+        raise DrillSetupError(f"engine {engine}: the deployed drill runs "
+                              f"{', '.join(['dynamodb', *ORDERS_DDL])}")
+    rds = rds_world(world.d)
+    if not rds.instances:
+        raise DrillSetupError(f"stack {world.stack}: engine {engine} but no RDS instance "
+                              "was deployed")
+    return SqlPlane(engine, rds)

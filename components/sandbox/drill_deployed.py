@@ -36,6 +36,9 @@ FAULTS = ("logic", "wrapper", "planned", "database", "region")
 #: Simulated minutes the monitors run before the first fault, and the longest a fault may take.
 WARMUP_MIN = 1.5
 FAULT_MAX_MIN = 5.0
+SWITCH_BACK_ATTEMPTS = 4
+#: Each of the load's two writers starts a request at most this often (real seconds).
+LOAD_PACE_S = 0.2
 TITLES = {
     "logic": "the logic function fails every invocation (us-east-1 primary)",
     "wrapper": "the wrapper goes down (us-east-1 primary)",
@@ -114,9 +117,22 @@ class DeployedDrill:
         time.sleep(sim_s / self.c)
 
     def _switch_back(self, layer: str, scope: str) -> None:
-        detail = self.w.switch(layer, "primary", "drill: fault healed, planned failback",
-                               [scope])
-        self.say(f"  healed; planned switch back to primary: {detail}")
+        """The operator's switch back once the fault is healed; refused while the primary
+        still fails its probes, so it is retried a few times, as an operator would."""
+        from components.runtime.errors import SwitchError
+
+        for attempt in range(1, SWITCH_BACK_ATTEMPTS + 1):
+            try:
+                detail = self.w.switch(layer, "primary", "drill: fault healed, planned failback",
+                                       [scope])
+            except SwitchError as exc:
+                self.say(f"  switch back refused (attempt {attempt}): {exc}")
+                self._settle(20)
+                continue
+            self.say(f"  healed; planned switch back to primary: {detail}")
+            return
+        raise DrillSetupError(f"{layer}/{scope}: the switch back to primary was refused "
+                              f"{SWITCH_BACK_ATTEMPTS} times; the next fault needs it")
 
     def _missing(self, region: str, before: float | None) -> int:
         acked = set(self.load.acked(before))
@@ -207,7 +223,7 @@ class DeployedDrill:
         total_min = int(WARMUP_MIN + FAULT_MAX_MIN * (len(faults) + 2) + 10)
         w.start_schedules(total_min)
         self.t0 = time.time()
-        self.load = LoadGen(w.resolve, w.dns_ttl_s / self.c)
+        self.load = LoadGen(w.resolve, w.dns_ttl_s / self.c, pace_s=LOAD_PACE_S)
         self.load.start()
         try:
             self._settle(WARMUP_MIN * 60)

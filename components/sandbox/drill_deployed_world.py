@@ -119,6 +119,7 @@ class DeployedWorld:
         moto = MotoProcess(log_path=self.out_dir / "moto.log").start()
         self.exit.callback(moto.stop)
         self.d: Deployment = deploy_stack(self.stack, self.project, moto.url)
+        self.exit.callback(self.d.close)
         if not self.d.ok:
             failed = [f"{s.type} {s.name}: {s.reason}" for s in self.d.skipped
                       if s.reason.startswith("failed")]
@@ -143,8 +144,7 @@ class DeployedWorld:
         self.runner = LambdaRunner(self.d, self.project / ".standby-cache",
                                    endpoints={"lambda": self.host.url},
                                    compression=self.compression)
-        if hasattr(self.runner, "close"):
-            self.exit.callback(self.runner.close)
+        self.exit.callback(self.runner.close)
         for fn in self.d.functions.values():
             self.host.register(fn.name, _hosted(self.runner, fn.name))
         self.data = self._data_plane()

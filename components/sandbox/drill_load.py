@@ -18,8 +18,10 @@ class LoadGen:
     """Writers posting unique orders through the public name (answers cached for the TTL)."""
 
     def __init__(self, resolve: Callable[[], str], ttl_s: float, threads: int = 2,
-                 timeout_s: float = 3.0) -> None:
-        self.resolve, self.ttl_s, self.timeout_s = resolve, ttl_s, timeout_s
+                 timeout_s: float = 3.0, pace_s: float = 0.0) -> None:
+        """``pace_s``: each writer starts a request at most every ``pace_s`` seconds (0: as
+        fast as answers come)."""
+        self.resolve, self.ttl_s, self.timeout_s, self.pace_s = resolve, ttl_s, timeout_s, pace_s
         self.samples: list[Sample] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -44,6 +46,7 @@ class LoadGen:
         url, until = "", 0.0
         while not self._stop.is_set():
             now = time.time()
+            started = time.monotonic()
             if now >= until:
                 url, until = self.resolve(), now + self.ttl_s
             order = f"o-{uuid.uuid4().hex[:16]}"
@@ -70,3 +73,4 @@ class LoadGen:
                 self.samples.append(sample)
             if not sample.ok:
                 self._stop.wait(0.05)  # a failing endpoint is not hammered
+            self._stop.wait(max(0.0, self.pace_s - (time.monotonic() - started)))
