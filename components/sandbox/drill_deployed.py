@@ -316,7 +316,11 @@ def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> i
             f"data: {world.data.engine}")
         say(f"time compression 1 min = {args.seconds_per_minute:g} s ({world.compression:g}x); "
             "times below are simulated seconds (real x compression), budgets the stack's own")
-        summary = DeployedDrill(world).run(faults)
+        try:
+            summary = DeployedDrill(world).run(faults)
+        except DrillSetupError as exc:
+            say(f"DRILL FAILED: {exc}")
+            return 1
     finally:
         world.close()
     args.out.mkdir(parents=True, exist_ok=True)
