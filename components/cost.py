@@ -48,8 +48,11 @@ class Price:
         if self.usd is None:
             return f"unknown: the {self.per} price is not in the offline store; see {self.source}"
         amount = f"${self.usd:g} per {self.per}"
-        how = (f"as of {self.as_of} (stored copy of the page, read here offline "
-               f"{_READ_OFFLINE})" if self.verified else f"list price as of {self.as_of}, not verified offline")
+        if self.verified:
+            how = (f"as of {self.as_of} (stored copy of the page, read here offline "
+                   f"{_READ_OFFLINE})")
+        else:
+            how = f"list price as of {self.as_of}, not verified offline"
         return f"{amount}; {self.source}; {how}"
 
 
