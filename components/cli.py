@@ -114,6 +114,13 @@ def scope(value: str) -> str:
     return value
 
 
+def file_arg(value: str) -> Path:
+    """A file path; whether it exists is checked when it is used (with its own error)."""
+    if not value or _CONTROL.search(value) or len(value) > 4096:
+        raise _bad(value, "a file path (printable characters, at most 4096)")
+    return Path(value)
+
+
 def _parser() -> argparse.ArgumentParser:
     from components.plan.render import FORMATS
 
@@ -162,6 +169,21 @@ def _parser() -> argparse.ArgumentParser:
                                 "(default: the control region, which survives the primary)")
             p.add_argument("--force", action="store_true",
                            help="switch even if the target side fails its probes")
+    rb = sub.add_parser(
+        "runbook", parents=[common], help="the DR runbook of a stack, or check one for staleness",
+        description="Generate the DR runbook from the spec, budget, plan, alert routes and the "
+                    "last drill and readiness results; --check FILE exits 1 when it is stale.")
+    rb.add_argument("--stack", type=stack_name, default=None,
+                    help="stack name (stacks/Pulumi.<stack>.yaml)")
+    rb.add_argument("--format", choices=("md", "html"), default="md")
+    rb.add_argument("--out", type=file_arg, default=None, help="write here (default: stdout)")
+    rb.add_argument("--drill", type=file_arg, default=None,
+                    help="last drill result (default: .drill/drill.json if present)")
+    rb.add_argument("--readiness", type=file_arg, default=None,
+                    help="output of standby readiness --format json")
+    rb.add_argument("--check", type=file_arg, default=None, metavar="FILE",
+                    help="a runbook to check: exit 1 if the spec or the last drill changed")
+    rb.add_argument("--project-dir", type=project_dir, default=None)
     return parser
 
 
@@ -171,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "plan":
             return _plan(args)
+        if args.command == "runbook":
+            from components.dr.runbook import run_cli
+
+            return run_cli(args)
         return _ops(args)
     except (SpecError, BudgetError, StackFileError) as exc:
         print(f"standby: error: {exc}", file=sys.stderr)

@@ -1,0 +1,1 @@
+"""Disaster-recovery practice on a stack: the generated runbook (``standby runbook``)."""
