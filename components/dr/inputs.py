@@ -97,13 +97,13 @@ def gather(stack: str, project_dir: Path, drill: Path | None = None,
     last drill (``--drill``, else ``.drill/drill.json`` if present) and readiness results."""
     from components.plan import make_plan
 
-    plan = make_plan(stack, project_dir)
     drill_path = drill if drill is not None else project_dir / DEFAULT_DRILL
     drill_data = None
     if drill is not None or drill_path.is_file():
         drill_data = read_json_object(drill_path, "a drill summary such as .drill/drill.json")
     ready = (read_json_object(readiness, "the output of standby readiness --format json")
              if readiness is not None else None)
+    plan = make_plan(stack, project_dir)  # after the cheap checks: bad input fails fast
     return Inputs(stack, project_dir, plan, drill_data, drill_path, ready, readiness,
                   now or dt.datetime.now(dt.UTC))
 

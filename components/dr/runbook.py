@@ -427,10 +427,14 @@ def _load_spec(stack: str, directory: Path) -> TopologySpec:
     return parse_spec(cfg.raw[key], source=f"{cfg.path.name} {key}")
 
 
-def _write(path: Path, text: str) -> None:
+def _check_out(path: Path) -> None:
     if not path.parent.is_dir() or path.is_dir():
         raise RunbookInputError(f"--out: {path}; allowed: a file path in an existing "
                                 "directory")
+
+
+def _write(path: Path, text: str) -> None:
+    _check_out(path)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)  # readers never see half a runbook
@@ -458,6 +462,8 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.stack is None:
         raise RunbookInputError("standby runbook: --stack NAME (write a runbook) or --check "
                                 "FILE (check one) is required; allowed: one of them")
+    if args.out is not None:
+        _check_out(args.out)  # before the plan runs: bad input fails fast
     inputs = gather(args.stack, directory, args.drill, args.readiness)
     text = render(build(inputs), args.format)
     if args.out is None:
