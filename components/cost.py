@@ -22,7 +22,7 @@ from typing import Any
 from components.budget import MONITOR_LOOP_S, probe_offsets
 from components.plan.mocks import Registration
 from components.plan.model import Plan
-from components.spec import SCHEDULER_FLOOR_S, Layer
+from components.spec import LAYERS, SCHEDULER_FLOOR_S, MonitorSettings
 
 #: What Tencent's SCF basic package holds each month (Billing Overview, 583/17299).
 SCF_BASIC_INVOCATIONS = 500_000
@@ -235,6 +235,15 @@ def _schedule_of(reg: Registration, regs: Iterable[Registration]) -> str:
     raise ValueError(f"no schedule found for monitor {reg.name}")
 
 
+def _settings(plan: Plan, layer: str, region: str) -> MonitorSettings:
+    """A layer monitor's own settings; a monitor outside the pair (a witness in a third
+    region, another kind of monitor) runs on the defaults."""
+    spec = plan.spec
+    if layer in LAYERS and region in spec.all_regions:
+        return spec.for_region(region).monitor.for_layer(layer)
+    return spec.monitor.defaults
+
+
 def monitor_loads(plan: Plan) -> list[MonitorLoad]:
     regs = [r for group in plan.groups.values() for r in group]
     by_function = {str(r.inputs.get("name")): r for r in regs
@@ -245,8 +254,7 @@ def monitor_loads(plan: Plan) -> list[MonitorLoad]:
     out: list[MonitorLoad] = []
     for w in plan.wiring:
         reg = by_function[w.function]
-        layer: Layer = w.layer  # type: ignore[assignment]
-        m = plan.spec.for_region(w.region).monitor.for_layer(layer)
+        m = _settings(plan, w.layer, w.region)
         # The same loop the budget models: rounds every interval inside the invocation,
         # another only if its probes can finish before the loop ends.
         offsets, _ = probe_offsets(m.interval_s, m.timeout_s, MONITOR_LOOP_S[cloud], floor)

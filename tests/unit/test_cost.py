@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import math
 
@@ -14,6 +16,7 @@ from components.cost import (
     IdleCost,
     idle_overhead,
     invocations_per_month,
+    monitor_loads,
 )
 from components.plan import Plan, make_plan
 from components.plan.render import render
@@ -127,3 +130,17 @@ def test_plan_shows_idle_overhead_in_text_markdown_and_json(aws_dev: Plan) -> No
     assert doc["idle_cost"]["arc_cluster_usd_per_month"] == 1825
     assert "Idle HA overhead per month" in render(aws_dev, "text")
     assert "### Idle HA overhead per month" in render(aws_dev, "markdown")
+
+
+def test_a_monitor_outside_the_region_pair_runs_on_the_defaults(aws_dev: Plan) -> None:
+    """A witness monitor in a third region (another branch adds it) must be counted, not
+    crash the plan: it has no per-region settings, so the defaults apply."""
+    plan = copy.copy(aws_dev)
+    base = aws_dev.wiring[0]
+    plan.wiring = [*aws_dev.wiring, dataclasses.replace(base, layer="witness",
+                                                        region="eu-west-1")]
+    loads = monitor_loads(plan)
+    assert len(loads) == len(aws_dev.wiring) + 1
+    extra = loads[-1]
+    assert (extra.layer, extra.region) == ("witness", "eu-west-1")
+    assert extra.seconds_each == 42 and extra.rounds_each == 5  # monitor.defaults: 10 s, 2 s
