@@ -127,18 +127,48 @@ _WHAT = {"dns": "users reach a region whose entry point fails",
          "data": "writes fail or time out against the primary database"}
 
 
+def scope_regions(inputs: Inputs, layer: str) -> dict[str, list[str]]:
+    """Each scope of a layer and the regions whose monitor can switch it, the standby
+    regions first (they survive the loss of their primary)."""
+    spec = inputs.spec
+    standbys = {g.standby for g in spec.region_groups}
+    out: dict[str, list[str]] = {}
+    for w in inputs.plan.wiring:
+        if w.layer != layer:
+            continue
+        for t in w.switches:
+            regions = out.setdefault(str(t["scope"]), [])
+            if w.region not in regions:
+                regions.append(w.region)
+    for regions in out.values():
+        regions.sort(key=lambda r: (r not in standbys, spec.all_regions.index(r)
+                                    if r in spec.all_regions else 99))
+    return out
+
+
+def _switch(stack: str, layer: str, to: str, reason: str, scope: str, region: str | None,
+            *extra: str) -> str:
+    where = ("--region", region) if region is not None else ()
+    return command("switch", "--stack", stack, "--layer", layer, "--to", to, "--reason",
+                   reason, "--scope", scope, *where, *extra)
+
+
 def layer_procedure(doc: Document, inputs: Inputs, layer: str) -> None:
     spec = inputs.spec
     n = ("dns", "gateway", "logic", "data").index(layer) + 1
-    control = [w for w in inputs.plan.wiring
-               if w.layer == layer and w.region == spec.data_standby_region]
-    wiring = control[0] if control else next(w for w in inputs.plan.wiring if w.layer == layer)
-    scopes = list(dict.fromkeys(str(t["scope"]) for t in wiring.switches))
+    by_scope = scope_regions(inputs, layer)
+    scopes = list(by_scope)
+    # The CLI uses the control region's monitor unless --region names another; a scope that
+    # monitor cannot switch (another group's) needs a region whose monitor can.
+    control = spec.data_standby_region
+    region_of = {x: None if control in regions else regions[0]
+                 for x, regions in by_scope.items()}
+    targets = dict.fromkeys(describe_switch(t) for w in inputs.plan.wiring
+                            if w.layer == layer for t in w.switches)
     ok, why = _reversible(spec, layer)
     doc.add(Heading(2, f"7.{n} {layer}"),
             Table(["when", "scopes", "what the switch changes", "reversible"],
-                  [[_WHAT[layer], ", ".join(f"`{x}`" for x in scopes),
-                    "<br>".join(describe_switch(t) for t in wiring.switches),
+                  [[_WHAT[layer], ", ".join(f"`{x}`" for x in scopes), "<br>".join(targets),
                     "yes" if ok else "NO"]]))
     if spec.cloud not in OPS_CLOUDS:
         doc.add(Bullets([
@@ -150,19 +180,16 @@ def layer_procedure(doc: Document, inputs: Inputs, layer: str) -> None:
         return
     s = inputs.stack
     reason = f"runbook: {layer} to standby"
-    per_scope = [command("switch", "--stack", s, "--layer", layer, "--to", "standby",
-                         "--reason", reason, "--scope", x) for x in scopes]
     first = scopes[0]
-    forced = command("switch", "--stack", s, "--layer", layer, "--to", "standby", "--reason",
-                     reason, "--scope", first, "--force")
-    other = next((r for r in spec.all_regions if r != spec.data_standby_region), None)
     doc.add(Para("1. Look (expected output while nothing has switched):"),
             Code(command("status", "--stack", s)),
             Code(_status_example(spec.name, layer, first, "primary", 0)),
             Para("2. Switch only the scope that failed (one line per scope; without "
                  "`--scope` the CLI switches every scope of the layer, which is rarely what "
-                 "an incident needs):"),
-            Code("\n".join(per_scope)),
+                 "an incident needs; `--region` where the control region's monitor does not "
+                 "switch that scope):"),
+            Code("\n".join(_switch(s, layer, "standby", reason, x, region_of[x])
+                           for x in scopes)),
             Para(f"Expected: `{layer}/{first}: switched to standby (verified) token N` and exit "
                  "0 (already on that side: exit 0 too). `standby: refused: ...` with exit 1 "
                  "means the standby side fails its own probes or another switch holds the "
@@ -171,21 +198,22 @@ def layer_procedure(doc: Document, inputs: Inputs, layer: str) -> None:
             Para("3. Only if the standby is known good and its probes are wrong, with the "
                  "incident commander's yes"
                  + (" and past the data-loss gate (§6)" if layer == "data" else "") + ":"),
-            Code(forced))
-    if other is not None:
-        doc.add(Para(f"If the control region's `{layer}` monitor itself is broken, use "
-                     f"another region's wiring (the state table still decides):"),
-                Code(command("switch", "--stack", s, "--layer", layer, "--to", "standby",
-                             "--reason", reason, "--scope", first, "--region", other)))
+            Code(_switch(s, layer, "standby", reason, first, region_of[first], "--force")))
+    used = region_of[first] or control
+    spare = [r for r in by_scope[first] if r != used]
+    if spare:
+        doc.add(Para(f"If that region's `{layer}` monitor itself is broken, use another "
+                     "region's wiring (the state table still decides):"),
+                Code(_switch(s, layer, "standby", reason, first, spare[0])))
     doc.add(Para("4. Verify: the scope shows `active=standby` with the new token (times and "
                  "tokens differ), and the public URL answers from the standby:"),
             Code(command("status", "--stack", s)),
             Code(_status_example(spec.name, layer, first, "standby", 1)))
-    back = command("switch", "--stack", s, "--layer", layer, "--to", "primary", "--reason",
-                   f"runbook: {layer} back to primary", "--scope", first)
     doc.add(Para("5. Reversible? " + why))
     if ok:
-        doc.add(Para("Back (§8):"), Code(back))
+        doc.add(Para("Back (§8):"),
+                Code(_switch(s, layer, "primary", f"runbook: {layer} back to primary", first,
+                             region_of[first])))
 
 
 def _label(text: str) -> str:

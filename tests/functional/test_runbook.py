@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from components.cli import _parser, main
+from components.plan import make_plan
 from tests.conftest import ROOT
 
 STACKS = ("aws-dev", "aws-nearby", "aws-sql", "tencent-dev", "tencent-nearby")
@@ -77,6 +78,19 @@ def test_every_printed_command_parses_with_the_real_cli(
         assert argv[argv.index("--stack") + 1] == stack if "--stack" in argv else True
     if stack.startswith("aws"):
         switches = [c for c in commands if c.startswith("standby switch ")]
+        # Each switch goes to a monitor that can switch its scope: the CLI reads the wiring
+        # of the control region's monitor unless --region names another.
+        plan = make_plan(stack, project)
+        wired = {(w.layer, w.region): {str(t["scope"]) for t in w.switches}
+                 for w in plan.wiring}
+        for line in switches:
+            a = parser.parse_args(shlex.split(line)[1:])
+            region = a.region or plan.spec.data_standby_region
+            assert set(a.scope) <= wired[(a.layer, region)], line
+        # ... and every scope of every layer has its command (nearby groups included)
+        printed = {(a.layer, x) for a in (parser.parse_args(shlex.split(c)[1:])
+                                          for c in switches) for x in a.scope}
+        assert printed == {(lay, x) for (lay, _), xs in wired.items() for x in xs}
         # per layer: one per scope, forced, another region's wiring, back
         assert len(switches) >= 4 * 4
         assert any("--force" in c and "--layer data" in c for c in switches)
