@@ -183,7 +183,13 @@ def layer_procedure(doc: Document, inputs: Inputs, layer: str) -> None:
     first = scopes[0]
     doc.add(Para("1. Look (expected output while nothing has switched):"),
             Code(command("status", "--stack", s)),
-            Code(_status_example(spec.name, layer, first, "primary", 0)),
+            Code(_status_example(spec.name, layer, first, "primary", 0)))
+    where = ("--region", region_of[first]) if region_of[first] else ()
+    preview = _optional("switch", "--stack", s, "--layer", layer, "--to", "standby",
+                        "--reason", reason, "--scope", first, *where, "--dry-run")
+    if preview:  # only where this CLI version has a dry run
+        doc.add(Para("Preview what would change, without changing it:"), Code(preview[0]))
+    doc.add(
             Para("2. Switch only the scope that failed (one line per scope; without "
                  "`--scope` the CLI switches every scope of the layer, which is rarely what "
                  "an incident needs; `--region` where the control region's monitor does not "

@@ -8,6 +8,7 @@ and the stack files can be edited.
 
 from __future__ import annotations
 
+import argparse
 import html
 import json
 import re
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from components.cli import _parser, main
+from components.dr import procedures
 from components.plan import make_plan
 from tests.conftest import ROOT
 
@@ -227,3 +229,17 @@ def test_html_escapes_spec_text_and_loads_nothing(capsys: pytest.CaptureFixture[
     _, page = write_runbook(capsys, project, "aws-dev", "html")
     assert "Lee &amp; Co: oncall@example.com" in page
     assert "<script" not in page and " src=" not in page
+
+
+def test_dry_run_is_printed_only_when_the_cli_has_it(capsys: pytest.CaptureFixture[str],
+                                                     project: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    _, md = write_runbook(capsys, project, "aws-dev")
+    assert "--dry-run" not in md  # this CLI's switch has no dry run
+    parser = _parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    sub.choices["switch"].add_argument("--dry-run", action="store_true")
+    monkeypatch.setattr(procedures, "_parser", lambda: parser)
+    _, md = write_runbook(capsys, project, "aws-dev")
+    assert ("standby switch --stack aws-dev --layer data --to standby --reason "
+            "'runbook: data to standby' --scope data --dry-run") in md
