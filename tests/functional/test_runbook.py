@@ -243,3 +243,13 @@ def test_dry_run_is_printed_only_when_the_cli_has_it(capsys: pytest.CaptureFixtu
     _, md = write_runbook(capsys, project, "aws-dev")
     assert ("standby switch --stack aws-dev --layer data --to standby --reason "
             "'runbook: data to standby' --scope data --dry-run") in md
+
+
+def test_a_budget_that_misses_its_target_gets_no_runbook(
+        capsys: pytest.CaptureFixture[str], project: Path) -> None:
+    stack = project / "stacks" / "Pulumi.aws-dev.yaml"
+    stack.write_text(stack.read_text().replace("rto_s: 180", "rto_s: 60"))
+    code, out, err = run(capsys, "runbook", "--stack", "aws-dev", "--project-dir",
+                         str(project))
+    assert code == 2 and out == ""
+    assert "the declared RTO/RPO targets cannot be met" in err
