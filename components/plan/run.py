@@ -56,9 +56,11 @@ def check_secret_keys(stack: StackConfig, spec: TopologySpec) -> None:
             )
 
 
-def run_program(stack: StackConfig, program: Callable[[], None]) -> PlanRun:
-    """Run ``program`` under recording mocks; returns every registration and the exports."""
-    mocks = RecordingMocks()
+def run_program(stack: StackConfig, program: Callable[[], None],
+                mocks: RecordingMocks | None = None) -> PlanRun:
+    """Run ``program`` under recording mocks (``mocks``, default a fresh ``RecordingMocks``);
+    returns every registration and the exports."""
+    mocks = mocks if mocks is not None else RecordingMocks()
     monitor = RecordingMonitor(mocks)
     # A fresh root stack per run: set_mocks keeps an existing one, and with it the exports
     # and stack transformations of an earlier run in this process.

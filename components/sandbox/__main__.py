@@ -55,7 +55,9 @@ def differences(d: Deployment, seconds_per_minute: float) -> list[str]:
     return [
         "IAM: moto checks each call's top-level action against the caller's role policy; "
         "resources only for S3, conditions not at all (dropped when the policy is put), and "
-        "sub-actions never (TransactWriteItems passes without dynamodb:ConditionCheckItem); "
+        "sub-actions never: moto checks dynamodb:TransactWriteItems, which IAM does not "
+        "have, so it is granted wherever dynamodb:ConditionCheckItem is, and the entries' "
+        "own actions (PutItem, UpdateItem) are not checked; "
         "apigateway:PATCH is granted as moto's apigateway:Update* (any API, any stage). "
         "The plan's own documents stay as registered.",
         "Identity: the sandbox assumes each function's role on the Lambda service's behalf "
@@ -73,9 +75,37 @@ def differences(d: Deployment, seconds_per_minute: float) -> list[str]:
         "rules are stored, and the sandbox scheduler fires them.",
         "DynamoDB global tables: one independent table per replica region, no replication. "
         "S3 replication: configuration stored, nothing copied.",
-        "Secrets: the plan holds no secret values; each secret holds a placeholder.",
+        "Secrets: the plan holds no secret values; each secret holds a placeholder, except "
+        "a value built from a RandomPassword, which the sandbox generates (honouring its "
+        "length and character classes) and stores for real.",
         f"Time compression: {compression}.",
+        *_sql_differences(d),
     ]
+
+
+def _sql_differences(d: Deployment) -> list[str]:
+    from components.sandbox.drivers import local_python
+
+    out = []
+    if d.endpoints:
+        out.append(
+            "RDS: each instance is a real local PostgreSQL server (a read replica streams "
+            "from its source's server) and an instance in moto created with that server's "
+            "port. moto's endpoint (<id>.aaaaaaaaaa.<region>.rds.amazonaws.com) resolves "
+            "nowhere, so the deploy rewrites every input naming the plan's endpoint (host:port "
+            "strings, host/port objects, also inside JSON env values such as STANDBY_PROBES "
+            "and STANDBY_DB_ENDPOINTS) to 127.0.0.1:<port> ("
+            + ", ".join(f"{h.split('.')[0]} -> {a}:{p}" for h, (a, p) in d.endpoints.items())
+            + "). PromoteReadReplica reports `modifying` until the sandbox's control plane "
+            "has promoted and rebooted the local replica, then `available` with no source. "
+            "No Multi-AZ standby, storage limits, parameter groups, or security groups on "
+            "connections (the rules are stored in moto EC2, not enforced).")
+    if any(f.layers for f in d.functions.values()):
+        out.append(
+            "Drivers layer: the plan's layer is built for Lambda's Python (manylinux wheels); "
+            f"the runner uses the same builder's layer for this machine's Python "
+            f"{local_python()} from the same requirements. moto holds the plan's layer.")
+    return out
 
 
 def _say_block(say: Callable[[str], None], title: str, lines: list[str]) -> None:
@@ -176,23 +206,32 @@ def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> i
         except StackFileError as exc:
             say(f"error: {exc}")
             return 2
-        say(f"sandbox for stack {args.stack}: moto at {moto.url} (IAM enforced)")
-        say(f"deployed {len(d.created)} resources:")
-        for line in table(d):
-            say(f"  {line}")
-        if d.skipped:
-            _say_block(say, "not created:", [f"{short_type(s.type)} {s.region} {s.name}: "
-                                             f"{s.reason}" for s in d.skipped])
-        if d.warnings:
-            _say_block(say, "warnings:", d.warnings)
-        _say_block(say, "How this sandbox differs from AWS:",
-                   differences(d, args.seconds_per_minute))
-        if not d.ok:
-            say("")
-            say("deploy FAILED: see `not created` above")
-            return 1
-        if args.minutes or args.serve:
-            return run_schedules(d, args, project / ".standby-cache", say)
+        try:
+            return _report_and_run(d, args, project, say)
+        finally:
+            d.close()
+    return 0
+
+
+def _report_and_run(d: Deployment, args: argparse.Namespace, project: Path,
+                    say: Callable[[str], None]) -> int:
+    say(f"sandbox for stack {args.stack}: moto at {d.moto_url} (IAM enforced)")
+    say(f"deployed {len(d.created)} resources:")
+    for line in table(d):
+        say(f"  {line}")
+    if d.skipped:
+        _say_block(say, "not created:", [f"{short_type(s.type)} {s.region} {s.name}: "
+                                         f"{s.reason}" for s in d.skipped])
+    if d.warnings:
+        _say_block(say, "warnings:", d.warnings)
+    _say_block(say, "How this sandbox differs from AWS:",
+               differences(d, args.seconds_per_minute))
+    if not d.ok:
+        say("")
+        say("deploy FAILED: see `not created` above")
+        return 1
+    if args.minutes or args.serve:
+        return run_schedules(d, args, project / ".standby-cache", say)
     return 0
 
 

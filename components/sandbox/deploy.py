@@ -38,10 +38,13 @@ from components.sandbox.deploy_model import (
     Deployment,
     Function,
     Handler,
+    RevealingMocks,
     Schedule,
     Skipped,
     plan_id,
 )
+from components.sandbox.deploy_net import existing_network
+from components.sandbox.deploy_rds import relocate_endpoints
 from components.sandbox.package import PackageError
 
 __all__ = ["NO_API", "Created", "Deployment", "Function", "Schedule", "Skipped", "deploy_run",
@@ -63,9 +66,15 @@ def _bootstrap_deployer(d: Deployment) -> None:
 
 def deploy_run(run: Any, moto_url: str, stack: str = "") -> Deployment:
     """Create every resource of a finished mock run (``PlanRun``) in the moto at ``moto_url``."""
-    d = Deployment(moto_url=moto_url, stack=stack, exports=dict(run.exports))
+    d = Deployment(moto_url=moto_url, stack=stack, exports=dict(run.exports),
+                   clear_inputs=dict(getattr(run.mocks, "clear", {})))
     _bootstrap_deployer(d)
     _zones(d, run.mocks.calls)
+    try:
+        existing_network(d, run)
+    except (ClientError, BotoCoreError, ValueError) as exc:
+        d.skipped.append(Skipped("aws:ec2/vpc:Vpc (named by the stack)", "network", "-",
+                                 f"failed: {type(exc).__name__}: {exc}"))
     retry: list[tuple[Registration, Handler, str, str]] = []
     for r in run.resources:
         if not r.custom or r.type.startswith("pulumi:providers:"):
@@ -98,11 +107,13 @@ def deploy_run(run: Any, moto_url: str, stack: str = "") -> Deployment:
 
 def _create(d: Deployment, r: Registration, handler: Handler, region: str) -> str:
     """Create one resource; returns the error text, or "" when it was created."""
-    inputs = {k: v for k, v in d.fix(r.inputs).items() if k != "code"}
+    inputs = {k: v for k, v in d.fix(d.inputs_of(r)).items() if k != "code"}
+    if d.endpoints:
+        inputs = relocate_endpoints(inputs, d.endpoints)
     try:
         cloud_id = handler(d, r, inputs, region)
     except (ClientError, BotoCoreError, KeyError, LookupError, PackageError,
-            ValueError) as exc:
+            ValueError, RuntimeError) as exc:
         return f"{type(exc).__name__}: {exc}"
     d.created.append(Created(r.type, r.name, region, cloud_id))
     return ""
@@ -112,5 +123,5 @@ def deploy_stack(stack: str, project_dir: Path, moto_url: str) -> Deployment:
     """Run the stack's real program under mocks, then deploy the result into moto."""
     from components.program import main
 
-    run = run_program(read_stack(stack, project_dir), main)
+    run = run_program(read_stack(stack, project_dir), main, RevealingMocks())
     return deploy_run(run, moto_url, stack)

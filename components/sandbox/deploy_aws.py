@@ -20,6 +20,7 @@ from components.sandbox.deploy_model import (
     handles,
     plan_id,
 )
+from components.sandbox.drivers import runnable_layer
 from components.sandbox.package import zip_bytes
 
 # -- IAM ----------------------------------------------------------------------------------
@@ -192,11 +193,19 @@ def _subscription(d: Deployment, r: Registration, i: dict[str, Any], region: str
 def _secret(d: Deployment, r: Registration, i: dict[str, Any], region: str) -> str:
     plan_arn = str(r.outputs["arn"])
     name = str(i.get("name") or plan_arn.split(":secret:", 1)[1])
-    arn = str(d.client("secretsmanager", region).create_secret(
-        Name=name, Description=str(i.get("description", "")))["ARN"])
+    replicas = [str(x["region"]) for x in i.get("replicas") or []]
+    args: dict[str, Any] = {"Name": name, "Description": str(i.get("description", ""))}
+    if replicas:
+        args["AddReplicaRegions"] = [{"Region": x} for x in replicas]
+    out = d.client("secretsmanager", region).create_secret(**args)
+    arn = str(out["ARN"])
     d.map(plan_arn, arn)
     d.map(plan_id(r), arn)  # a secret's id is its ARN
-    return arn
+    # A replica's ARN is the primary's with the replica's region, in the plan as in moto.
+    for x in replicas:
+        d.map(plan_arn.replace(f":{region}:", f":{x}:", 1), arn.replace(f":{region}:",
+                                                                        f":{x}:", 1))
+    return arn + (f" (+{', '.join(replicas)})" if replicas else "")
 
 
 @handles("aws:secretsmanager/secretVersion:SecretVersion")
@@ -230,7 +239,7 @@ def _layer(d: Deployment, r: Registration, i: dict[str, Any], region: str) -> st
     arn = str(out["LayerVersionArn"])
     d.map(str(r.outputs.get("arn", "")), arn)
     d.map(plan_id(r), arn)
-    d.layers[arn] = code
+    d.layers[arn] = runnable_layer(code, list(i.get("compatibleArchitectures") or ["x86_64"]))
     return arn
 
 

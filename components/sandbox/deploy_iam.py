@@ -44,7 +44,8 @@ def moto_action_names(action: str) -> list[str]:
 
     moto forms ``<SigV4 signing name>:<operation>``: CloudWatch signs as ``monitoring``,
     and API Gateway and Lambda are named by operation (``UpdateStage``, ``Invoke``), where
-    IAM uses ``cloudwatch:``, HTTP verbs (``apigateway:PATCH``) and ``lambda:InvokeFunction``.
+    IAM uses ``cloudwatch:``, HTTP verbs (``apigateway:PATCH``) and ``lambda:InvokeFunction``;
+    and moto checks ``dynamodb:TransactWriteItems``, an action IAM does not have.
     """
     service, _, name = action.partition(":")
     if service == "cloudwatch":
@@ -53,6 +54,12 @@ def moto_action_names(action: str) -> list[str]:
         return [f"apigateway:{_APIGW_VERBS[name]}"]
     if action == "lambda:InvokeFunction":
         return ["lambda:Invoke"]
+    if action == "dynamodb:ConditionCheckItem":
+        # AWS has no TransactWriteItems action: it authorizes each entry by its own action
+        # (ConditionCheckItem is used in transactions only). moto checks the operation's
+        # name, so a role that may condition-check may call TransactWriteItems; the entries'
+        # other actions are not checked (see "How this sandbox differs").
+        return ["dynamodb:TransactWriteItems"]
     return []
 
 

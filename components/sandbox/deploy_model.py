@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import pulumi
 from botocore.config import Config as BotoConfig
 
-from components.plan.mocks import ACCOUNT, Registration, _hex
+from components.plan.mocks import _SECRET_SIG, _SIG_KEY, ACCOUNT, RecordingMocks, Registration, _hex
 
 DEPLOYER_USER = "standby-sandbox-deployer"
 #: The deployer's own policy: it stands in for the person running ``pulumi up``.
@@ -87,7 +88,27 @@ class Deployment:
     exports: dict[str, Any] = field(default_factory=dict)
     rules: dict[tuple[str, str], str] = field(default_factory=dict)
     """(region, rule name) -> schedule expression."""
+    clear_inputs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    """(type, name) -> the inputs with secrets in the clear (``RevealingMocks``)."""
+    generated: set[str] = field(default_factory=set)
+    """Plan values of generated secrets (RandomPassword results): a masked input that holds
+    one is revealed, then rewritten to the real value through ``ids``."""
+    endpoints: dict[str, tuple[str, int]] = field(default_factory=dict)
+    """Plan host of a database -> the local server's (host, port) (``deploy_rds``)."""
+    services: list[Any] = field(default_factory=list)
+    """What the deploy started besides moto (local database servers): closed by ``close``."""
     _pattern: re.Pattern[str] | None = field(default=None, repr=False)
+
+    def close(self) -> None:
+        while self.services:
+            self.services.pop().close()
+
+    def inputs_of(self, r: Registration) -> dict[str, Any]:
+        """``r``'s inputs, with each masked secret that holds a generated value revealed."""
+        clear = self.clear_inputs.get((r.type, r.name))
+        if clear is None or not self.generated:
+            return dict(r.inputs)
+        return dict(_reveal(r.inputs, clear, self.generated))
 
     @property
     def deployer_arn(self) -> str:
@@ -124,6 +145,50 @@ class Deployment:
                     aws_access_key_id=self.access_key[0],
                     aws_secret_access_key=self.access_key[1],
                     config=BotoConfig(retries={"max_attempts": 2}))
+
+
+MASKED = "[secret]"
+
+
+def _reveal(masked: Any, clear: Any, generated: set[str]) -> Any:
+    if masked == MASKED:
+        text = clear if isinstance(clear, str) else repr(clear)
+        return clear if any(g in text for g in generated) else masked
+    if isinstance(masked, dict) and isinstance(clear, dict):
+        return {k: _reveal(v, clear.get(k), generated) for k, v in masked.items()}
+    if isinstance(masked, list) and isinstance(clear, list) and len(masked) == len(clear):
+        return [_reveal(m, c, generated) for m, c in zip(masked, clear, strict=True)]
+    return masked
+
+
+def _unwrap(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get(_SIG_KEY) == _SECRET_SIG:
+            return _unwrap(value.get("value"))
+        return {k: _unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    return value
+
+
+class RevealingMocks(RecordingMocks):
+    """``RecordingMocks`` that also keep every resource's inputs with secrets in the clear.
+
+    The plan masks secrets, so a secret version's JSON or an RDS master password built from
+    a generated password arrives as ``[secret]``. The deploy reveals only values that hold a
+    generated password's plan value (``Deployment.inputs_of``) and rewrites that to the
+    password it generated; every other secret keeps the placeholder. The registrations (what
+    ``standby plan`` shows) stay masked.
+    """
+
+    def __init__(self, default_region: str = "us-east-1") -> None:
+        super().__init__(default_region)
+        self.clear: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None,
+                                                                           dict[str, Any]]:
+        self.clear[(args.typ, args.name)] = _unwrap(dict(args.inputs))
+        return super().new_resource(args)
 
 
 def plan_id(reg: Registration) -> str:

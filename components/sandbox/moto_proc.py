@@ -41,6 +41,16 @@ def free_port() -> int:
 #:    one-minute granularity; moto keeps its exact time. Flooring its timestamp to the
 #:    minute makes an alarm with a 10 s period see such a metric in one period of six, as
 #:    on AWS (``alarms.py`` evaluates alarms over what moto stores).
+#: 3. RDS promotes a read replica asynchronously: PromoteReadReplica leaves it ``modifying``
+#:    with its ``ReadReplicaSourceDBInstanceIdentifier`` until the promotion is done, then
+#:    reboots it; moto 5.2 drops nothing and reports ``available`` at once (so the
+#:    ``rds_promote`` switcher would never see the promotion). Here PromoteReadReplica only
+#:    starts it, and RebootDBInstance of a promoting instance completes it (``available``,
+#:    no source, gone from the source's replicas): the sandbox's RDS control plane
+#:    (``deploy_rds.RdsController``) calls it once the local server is promoted.
+#:    A cross-region CreateDBInstanceReadReplica looked its subnet group up in the source's
+#:    region (the copied instance took the replica's backend only after its other settings):
+#:    it now takes the replica's region first.
 _LAUNCH = r"""
 import sys
 import moto.iam.access_control as ac
@@ -67,6 +77,33 @@ def put_metric_data(self, namespace, metric_data):
                 m["Timestamp"] = ts.replace(second=0, microsecond=0)
     return _put(self, namespace, metric_data)
 cw.CloudWatchBackend.put_metric_data = put_metric_data
+import moto.rds.models as rds
+def promote_read_replica(self, db_kwargs):
+    database = self.describe_db_instances(db_kwargs["db_instance_identifier"])[0]
+    if database.is_replica:
+        database.is_replica = False
+        database.status = "modifying"
+        database.sandbox_promoting = True
+    return database
+def reboot_db_instance(self, db_instance_identifier):
+    database = self.describe_db_instances(db_instance_identifier)[0]
+    if getattr(database, "sandbox_promoting", False):
+        source = self.find_db_from_id(database.source_db_instance_identifier)
+        for ref in (database.db_instance_arn, database.db_instance_identifier):
+            if ref in source.replicas:
+                source.replicas.remove(ref)
+        database.source_db_instance_identifier = None
+        database.sandbox_promoting = False
+    database.status = "available"
+    return database
+_create_replica = rds.RDSBackend.create_db_instance_read_replica
+def create_db_instance_read_replica(self, db_kwargs):
+    if self.arn_regex.match(db_kwargs["source_db_instance_identifier"]):
+        db_kwargs = {"backend": self, **db_kwargs}
+    return _create_replica(self, db_kwargs)
+rds.RDSBackend.create_db_instance_read_replica = create_db_instance_read_replica
+rds.RDSBackend.promote_read_replica = promote_read_replica
+rds.RDSBackend.reboot_db_instance = reboot_db_instance
 from moto.server import main
 sys.argv[0] = "moto_server"
 sys.exit(main())

@@ -88,12 +88,17 @@ class PgServer:
 
 @dataclass
 class PgPair:
-    """``primary`` and ``standby`` (a streaming replica of the primary)."""
+    """``primary`` and ``standby`` (a streaming replica of the primary).
+
+    ``app_user`` owns ``database`` and logs in with ``app_password`` (the RDS master user
+    when the sandbox stands in for RDS); ``ADMIN`` is the local superuser the sandbox
+    itself uses to promote, fence and copy."""
 
     base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="standby-pg-")))
     admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     app_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     database: str = "orders"
+    app_user: str = APP
     servers: dict[str, PgServer] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -140,10 +145,11 @@ class PgPair:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> PgPair:
-        """initdb the primary, create the app role and database, then a streaming replica."""
-        p = PgServer("primary", self.base / "primary", free_port())
-        self.servers["primary"] = p
+    def start(self, primary: str = "primary", replica: str | None = "standby") -> PgPair:
+        """initdb the primary, create the app role and database, then a streaming replica
+        (none when ``replica`` is None)."""
+        p = PgServer(primary, self.base / primary, free_port())
+        self.servers[primary] = p
         pwfile = self.base / "pw"
         pwfile.write_text(self.admin_password)
         if self._as_postgres:
@@ -157,10 +163,12 @@ class PgPair:
                     "fsync = off\nfull_page_writes = off\nwal_keep_size = '64MB'\n"
                     "wal_receiver_status_interval = 1\n")
         self._start(p)
-        with self.connect("primary", ADMIN) as c:
-            c.execute(f"CREATE ROLE {APP} LOGIN PASSWORD {_literal(self.app_password)}")
-            c.execute(f"CREATE DATABASE {self.database} OWNER {APP}")
-        self.add_replica("standby", source="primary")
+        with self.connect(primary, ADMIN) as c:
+            c.execute(f"CREATE ROLE {_ident(self.app_user)} LOGIN PASSWORD "
+                      f"{_literal(self.app_password)}")
+            c.execute(f"CREATE DATABASE {_ident(self.database)} OWNER {_ident(self.app_user)}")
+        if replica is not None:
+            self.add_replica(replica, source=primary)
         return self
 
     def add_replica(self, name: str, source: str) -> PgServer:
@@ -193,7 +201,8 @@ class PgPair:
         return psycopg.connect(host="127.0.0.1", port=srv.port, user=user,
                                password=self.admin_password if user == ADMIN
                                else self.app_password,
-                               dbname=dbname or (self.database if user == APP else "postgres"),
+                               dbname=dbname or (self.database if user == self.app_user
+                                                 else "postgres"),
                                autocommit=True, connect_timeout=2)
 
     def kill(self, name: str) -> None:
@@ -225,6 +234,19 @@ class PgPair:
         except subprocess.TimeoutExpired:
             self.kill(name)
 
+    def promote(self, name: str, timeout_s: float = 30.0) -> None:
+        """End recovery on a replica (``pg_promote``): it stops replicating and takes
+        writes. Raises ``RuntimeError`` when it did not finish within ``timeout_s``."""
+        with self.connect(name, ADMIN) as c:
+            row = c.execute("SELECT pg_promote(true, %s)", (max(1, int(timeout_s)),)).fetchone()
+        if not row or not row[0]:
+            raise RuntimeError(f"postgres {name} was not promoted within {timeout_s:g} s")
+
+    def in_recovery(self, name: str) -> bool:
+        with self.connect(name, ADMIN) as c:
+            row = c.execute("SELECT pg_is_in_recovery()").fetchone()
+        return bool(row and row[0])
+
     def restart(self, name: str) -> None:
         """Start a stopped or killed server again on its data dir and port."""
         self._start(self.servers[name])
@@ -246,6 +268,10 @@ class PgPair:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _ident(s: str) -> str:
+    return '"' + s.replace('"', '""') + '"'
 
 
 def _literal(s: str) -> str:
