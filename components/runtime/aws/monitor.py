@@ -65,7 +65,7 @@ def build(cfg: MonitorConfig, log: Log, clients: Clients | None = None, *,
         extra["clock"] = clock
     return Monitor(
         config=cfg,
-        store=DynamoStateStore(clients, cfg.state_table, cfg.state_region),
+        store=DynamoStateStore(clients, cfg.state.ref, cfg.state.region),
         switchers=aws_switchers(clients),
         probes=aws_probes(clients, cfg.region),
         notifier=Notifier(aws_channels(clients, cfg.alert_topic, cfg.webhooks), log),

@@ -85,7 +85,7 @@ def switch(clients: Clients, env: dict[str, str], to: Side, reason: str,
     if unknown:
         raise SwitchError(f"--scope: unknown {', '.join(unknown)}; this layer has "
                           f"{', '.join(cfg.scopes)}")
-    check_clock(DynamoStateStore(clients, cfg.state_table, cfg.state_region))
+    check_clock(DynamoStateStore(clients, cfg.state.ref, cfg.state.region))
     monitor = build(cfg, log or Log(stream=sys.stderr, component="ops"), clients)
     try:
         results = monitor.probe()

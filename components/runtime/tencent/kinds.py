@@ -10,7 +10,14 @@ instance (one way) under a lag guard.
 
 from __future__ import annotations
 
-from components.runtime.registry import ProbeKind, SwitchKind, register_probe, register_switch
+from components.runtime.registry import (
+    ProbeKind,
+    StateStoreKind,
+    SwitchKind,
+    register_probe,
+    register_state_store,
+    register_switch,
+)
 
 PROBES = tuple(register_probe(k) for k in (
     ProbeKind("scf_invoke", "backend", ("scope", "side", "region", "namespace", "function"),
@@ -28,6 +35,14 @@ SWITCHES = tuple(register_switch(k) for k in (
                component="route"),
     SwitchKind("tencent_pointer", ("scope", "key", "values"), component="pointer"),
     SwitchKind("tencent_pointer_all", ("scope", "key", "values"), component="pointer"),
-    SwitchKind("cdb_dr_switch", ("scope", "region", "instance_ids", "max_lag_s"),
+    # primary_region: after the promotion the DR instance no longer names its master, and
+    # the heartbeat must still find the old primary to keep it fenced.
+    SwitchKind("cdb_dr_switch",
+               ("scope", "region", "primary_region", "instance_ids", "max_lag_s"),
                component="database", lag_guard=True),
 ))
+
+#: The SQL state store on TencentDB for MySQL, found through the SSM secret holding its DSN
+#: (``components.runtime.tencent.state``); the secret's version is optional (default v1).
+STATE_STORE = register_state_store(StateStoreKind("mysql", "STANDBY_STATE_DSN_SECRET",
+                                                  ("STANDBY_STATE_DSN_VERSION",)))
