@@ -101,13 +101,26 @@ class ControlPlane(pulumi.ComponentResource):
         }
 
     def alert_env(self, region: str) -> dict[str, pulumi.Input[str]]:
-        alerting = self.spec.alerting
-        return {
+        """The recipients, each channel's sender (``components.runtime.tencent.alerts``)
+        and the webhooks' SSM secrets in ``region``."""
+        alerting, account = self.spec.alerting, self.spec.tencent
+        assert account is not None
+        env: dict[str, pulumi.Input[str]] = {
             "STANDBY_ALERT_EMAILS": json.dumps(alerting.emails),
             "STANDBY_ALERT_SMS": json.dumps(alerting.sms),
             "STANDBY_WEBHOOKS": json.dumps([{"kind": k, "secret_name": n, "region": region}
                                             for k, n in self.webhook_secrets[region]]),
         }
+        if alerting.emails and account.ses is not None:
+            env["STANDBY_ALERT_SES"] = json.dumps(
+                {"from": account.ses.from_address, "template_id": account.ses.template_id,
+                 "region": account.ses.region}, sort_keys=True)
+        if alerting.sms and account.sms is not None:
+            env["STANDBY_ALERT_SMS_SENDER"] = json.dumps(
+                {"sdk_app_id": account.sms.sdk_app_id, "template_id": account.sms.template_id,
+                 "sign_name": account.sms.sign_name, "region": account.sms.region},
+                sort_keys=True, ensure_ascii=False)
+        return env
 
     def secret_resource(self, region: str, secret_name: pulumi.Input[str]) -> pulumi.Output[str]:
         """SSM secret as a CAM resource (SSM "Resource-level permissions")."""

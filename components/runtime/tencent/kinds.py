@@ -1,7 +1,8 @@
 """The Tencent adapter's probe and switch kinds, registered on import of
 ``components.runtime.tencent`` (the keys are those the Tencent deploy emits).
 
-Roles: the logic function is what the gateway layer switches (``backend``); a COS bucket is
+Roles: the logic function is what the gateway layer switches (``backend``), as is the CDB
+instance of the data layer (``cdb_sql``); a COS bucket is
 a ``dependency`` of the data layer (it alerts, never promotes a database). The pointer
 kinds keep their rows in the SQL state store; ``tencent_pointer_all`` is the data pointer
 that every region's functions read from that one store. ``cdb_dr_switch`` promotes the DR
@@ -24,6 +25,13 @@ PROBES = tuple(register_probe(k) for k in (
               component="function"),
     ProbeKind("cos_bucket", "dependency", ("scope", "side", "region", "bucket"),
               component="bucket"),
+    # A CDB instance by id: a DR instance has no address output at deploy time, so the
+    # probe looks the address up (DescribeDBInstances) and reads the account from the DSN
+    # secret, then runs the core SQL probe (role, read-only flag, replication and lag).
+    ProbeKind("cdb_sql", "backend",
+              ("scope", "side", "engine", "region", "instance_id", "database", "secret_name",
+               "secret_region"),
+              component="database"),
 ))
 
 SWITCHES = tuple(register_switch(k) for k in (
