@@ -23,12 +23,15 @@ DSN_KEYS = ("host", "port", "user", "password", "database")
 VERSION_ENV = "STANDBY_STATE_DSN_VERSION"
 
 
-def read_dsn(api: TencentApi, region: str, secret: str, version: str = "v1") -> dict[str, Any]:
+def read_dsn(api: TencentApi, region: str, secret: str, version: str = "v1",
+             what: str = "STANDBY_STATE_DSN_SECRET") -> dict[str, Any]:
+    """The DSN document of SSM secret ``secret`` (``what`` names where it was configured, for
+    the error); ``ConfigError`` naming what is missing or wrong."""
     try:
         out = api.call("ssm", "2019-09-23", region, "GetSecretValue",
                        {"SecretName": secret, "VersionId": version})
     except TencentApiError as exc:
-        raise ConfigError([f"STANDBY_STATE_DSN_SECRET {secret!r} in {region}: {exc}"]) from None
+        raise ConfigError([f"{what} {secret!r} in {region}: {exc}"]) from None
     try:
         doc = json.loads(out.get("SecretString") or "")
     except ValueError:
