@@ -20,6 +20,7 @@ from tencentcloud_iac_pulumi import Provider, ccn, ssm
 from components.spec import TopologySpec
 from components.tencent._common import CamPolicyBuilder, qcs, type_token
 from components.tencent.cdb import Cdb, cdb_instance, dsn_secret
+from components.tencent.naming import state_dsn_secret
 
 STATE_DATABASE = "standby_state"
 STATE_VOLUME_GB = 25
@@ -49,7 +50,7 @@ class ControlPlane(pulumi.ComponentResource):
             network=spec.database.network[region], provider=providers[region], parent=self,
             tags=tags,
         )
-        self.state_dsn_secret = f"{spec.name}-standby-state-dsn"
+        self.state_dsn_secret = state_dsn_secret(spec.name)
         dsn_secret(
             f"{name}-state", secret_name=self.state_dsn_secret,
             host=self.state.instance.intranet_ip, port=self.state.instance.intranet_port,
