@@ -50,11 +50,11 @@ def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[TencentStub]:
         s.add_key("AKIDmute", "mute-key", {"version": "2.0", "statement": [
             {"effect": "allow", "action": ["ssm:GetSecretValue"], "resource": ["*"]}]})
         svc = s.services
-        svc.ses_senders.add(SENDER)
-        svc.ses_templates[100001] = "<h1>{{title}}</h1><pre>{{text}}</pre>{{severity}}"
-        svc.sms_apps.add("1400000001")
-        svc.sms_templates["2000001"] = 1
-        svc.sms_signs.add("ShopOps")
+        svc.alerts.ses_senders.add(SENDER)
+        svc.alerts.ses_templates[100001] = "<h1>{{title}}</h1><pre>{{text}}</pre>{{severity}}"
+        svc.alerts.sms_apps.add("1400000001")
+        svc.alerts.sms_templates["2000001"] = 1
+        svc.alerts.sms_signs.add("ShopOps")
         s.start()
         yield s
 
@@ -84,7 +84,7 @@ def test_ses_alert_is_a_templated_send_email_the_stub_accepts(stub: TencentStub)
     assert set(channels) == {"ses"}
     ok, detail = channels["ses"](ALERT)
     assert ok, detail
-    [mail] = stub.services.mails
+    [mail] = stub.services.alerts.mails
     assert mail["to"] == ["oncall@example.com", "lead@example.com"]
     assert (mail["from"], mail["template"], mail["region"]) == (SENDER, 100001, P)
     assert mail["subject"] == ALERT.title
@@ -101,7 +101,36 @@ def test_ses_refusals_are_reported_not_raised(stub: TencentStub) -> None:
     mute = api(stub, "AKIDmute", "mute-key", None)
     ok, detail = tencent_channels(mute, cfg, {"STANDBY_ALERT_SES": SES_ENV})["ses"](ALERT)
     assert not ok and "AuthFailure.UnauthorizedOperation" in detail
-    assert stub.services.mails == []
+    assert stub.services.alerts.mails == []
+
+
+def test_stub_checks_the_send_email_and_send_sms_request_shape(stub: TencentStub) -> None:
+    from components.runtime.tencent.client import TencentApiError
+
+    a = api(stub)
+    good = {"FromEmailAddress": SENDER, "Destination": ["oncall@example.com"],
+            "Subject": "s", "Template": {"TemplateID": 100001, "TemplateData": json.dumps(
+                {"title": "t", "text": "x", "severity": "info"})}}
+    assert a.call("ses", "2020-10-02", P, "SendEmail", good)["MessageId"]
+    cases = [
+        ({k: v for k, v in good.items() if k != "Subject"}, "MissingParameter"),
+        ({**good, "Destination": "oncall@example.com"}, "InvalidParameter"),
+        ({**good, "Template": {"TemplateID": 100001}}, "MissingParameter"),
+        ({**good, "Template": {"TemplateID": 100001, "TemplateData": "{}"}},
+         "InvalidParameterValue"),
+        ({**good, "FromEmailAddress": "other@example.com"}, "FailedOperation.IncorrectSender"),
+        ({**good, "Bogus": 1}, "UnknownParameter"),
+    ]
+    for params, code in cases:
+        with pytest.raises(TencentApiError) as exc:
+            a.call("ses", "2020-10-02", P, "SendEmail", params)
+        assert exc.value.code == code, (params, exc.value)
+    with pytest.raises(TencentApiError) as exc:
+        a.call("sms", "2021-01-11", P, "SendSms", {"PhoneNumberSet": ["+8613800000000"],
+                                                    "SmsSdkAppId": "1400000009",
+                                                    "TemplateId": "2000001"})
+    assert exc.value.code == "InvalidParameterValue.SdkAppIdNotExist"
+    assert len(stub.services.alerts.mails) == 1
 
 
 def test_sms_alert_sends_the_title_to_every_number(stub: TencentStub) -> None:
@@ -109,8 +138,8 @@ def test_sms_alert_sends_the_title_to_every_number(stub: TencentStub) -> None:
     channels = tencent_channels(api(stub), cfg, {"STANDBY_ALERT_SMS_SENDER": SMS_ENV})
     ok, detail = channels["sms"](ALERT)
     assert ok, detail
-    assert [t["to"] for t in stub.services.texts] == ["+8613800000000", "+8613900000000"]
-    assert stub.services.texts[0]["params"] == [ALERT.title[:20]]
+    assert [t["to"] for t in stub.services.alerts.texts] == ["+8613800000000", "+8613900000000"]
+    assert stub.services.alerts.texts[0]["params"] == [ALERT.title[:20]]
     # An unapproved sign fails per number in SendStatusSet: the channel says it failed.
     bad = json.dumps({**json.loads(SMS_ENV), "sign_name": "Other"})
     ok, detail = tencent_channels(api(stub), cfg, {"STANDBY_ALERT_SMS_SENDER": bad})["sms"](ALERT)
