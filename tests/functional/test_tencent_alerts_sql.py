@@ -108,11 +108,12 @@ def test_stub_checks_the_send_email_and_send_sms_request_shape(stub: TencentStub
     from components.runtime.tencent.client import TencentApiError
 
     a = api(stub)
-    good = {"FromEmailAddress": SENDER, "Destination": ["oncall@example.com"],
-            "Subject": "s", "Template": {"TemplateID": 100001, "TemplateData": json.dumps(
-                {"title": "t", "text": "x", "severity": "info"})}}
+    good: dict[str, Any] = {"FromEmailAddress": SENDER, "Destination": ["oncall@example.com"],
+                            "Subject": "s", "Template": {
+                                "TemplateID": 100001, "TemplateData": json.dumps(
+                                    {"title": "t", "text": "x", "severity": "info"})}}
     assert a.call("ses", "2020-10-02", P, "SendEmail", good)["MessageId"]
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({k: v for k, v in good.items() if k != "Subject"}, "MissingParameter"),
         ({**good, "Destination": "oncall@example.com"}, "InvalidParameter"),
         ({**good, "Template": {"TemplateID": 100001}}, "MissingParameter"),
