@@ -278,3 +278,58 @@ def test_every_tencent_function_handler_resolves_in_its_archive(tmp_path: Path) 
                              capture_output=True, text=True, timeout=120,
                              env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
         assert out.returncode == 0, (zf, h, out.stderr[-2000:])
+
+
+def test_the_wrapper_policy_the_deploy_writes_suffices(
+        monkeypatch: pytest.MonkeyPatch, maria: MariaPair) -> None:
+    """CAM sufficiency from the plan: the tencent-dev wrapper's own policy document and
+    environment, the plan's DR instance id and bucket names; every call the wrapper makes
+    for SQL on both sides and for COS passes the stub's CAM check."""
+    from components.plan import make_plan
+    from tests.conftest import ROOT
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    plan = make_plan("tencent-dev", ROOT)
+    regs = [r for group in plan.groups.values() for r in group]
+    [fn] = [r for r in regs if r.type == "tencentcloud:Scf/function:Function"
+            and r.inputs["name"].startswith("shop-wrap-p-") and r.region == P]
+    [policy] = [r for r in regs if r.type == "tencentcloud:Cam/policy:Policy"
+                and r.name == f"{fn.name}-policy"]
+    [dr] = [r for r in regs if r.type == "tencentcloud:Mysql/drInstance:DrInstance"]
+    deployed = {k: str(v) for k, v in fn.inputs["environment"].items()}
+    buckets = json.loads(deployed["STANDBY_BUCKETS"])
+    with TencentStub() as s:
+        s.add_key("AKIDplan", "plan-key", json.loads(policy.inputs["document"]))
+        s.services.add_instance(str(dr.outputs["id"]), S, master="cdb-p", vip="127.0.0.1",
+                                vport=maria.servers["standby"].port)
+        s.services.add_instance("cdb-p", P)
+        s.services.add_secret(S, deployed["STANDBY_STATE_DSN_SECRET"], json.dumps({
+            "engine": "mysql", "host": "127.0.0.1", "port": maria.servers["primary"].port,
+            "user": ADMIN, "password": maria.admin_password, "database": maria.database}))
+        s.services.add_secret(P, deployed["STANDBY_DB_SECRET"], json.dumps({
+            "engine": "mysql", "host": "127.0.0.1", "port": maria.servers["primary"].port,
+            "user": APP, "password": maria.app_password, "database": maria.database,
+            "primary_region": P, "standby_instance_id": str(dr.outputs["id"]),
+            "standby_port": 3306, "standby_region": S}))
+        for r, b in buckets.items():
+            s.cos.add_bucket(r, b)
+        s.start()
+        h = make_handler({**deployed, "STANDBY_POINTER_CACHE_S": "0",
+                          "TENCENTCLOUD_SECRETID": "AKIDplan",
+                          "TENCENTCLOUD_SECRETKEY": "plan-key",
+                          "STANDBY_TENCENT_ENDPOINT": s.endpoint,
+                          "STANDBY_TENCENT_COS_ENDPOINT": s.cos.endpoint})
+        point_data_at(maria, P)
+        put = h({"op": "object.put", "key": "k", "body": "v", "content_type": "text/plain"},
+                CTX)
+        assert put["ok"], put
+        assert h({"op": "object.list", "prefix": ""}, CTX)["ok"]
+        assert h({"op": "object.get", "key": "k"}, CTX)["ok"]
+        point_data_at(maria, S)
+        read = h({"op": "sql", "sql": "SELECT 1 AS one"}, CTX)
+        assert read["ok"] and read["served"]["data_region"] == S, read
+        point_data_at(maria, P)
+        assert {(svc, a) for _, svc, a in s.calls} >= {
+            ("ssm", "GetSecretValue"), ("cdb", "DescribeDBInstances"), ("cos", "PutObject"),
+            ("cos", "GetObject"), ("cos", "GetBucket"), ("cos", "HeadObject")}
+        assert set(s.refused) <= {"cos:NoSuchKey"}, s.refused
