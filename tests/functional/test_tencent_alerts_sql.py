@@ -34,6 +34,10 @@ MONITOR_POLICY = {"version": "2.0", "statement": [
     {"effect": "allow", "action": ["ssm:GetSecretValue"],
      "resource": [f"qcs::ssm:{P}:uin/{UIN}:secret/creatorUin/{UIN}/shop-webhook-0",
                   f"qcs::ssm:{P}:uin/{UIN}:secret/creatorUin/{UIN}/shop-db-dsn"]},
+    {"effect": "allow", "action": ["ssm:GetSecretValue"],
+     "resource": [f"qcs::ssm:{S}:uin/{UIN}:secret/creatorUin/{UIN}/shop-standby-state-dsn"]},
+    {"effect": "allow", "action": ["scf:Invoke"],
+     "resource": [f"qcs::scf:{P}:uin/{UIN}:namespace/default/function/shop-wrap-*"]},
     {"effect": "allow", "action": ["cdb:DescribeDBInstances"],
      "resource": [f"qcs::cdb:{P}:uin/{UIN}:instanceId/cdb-p",
                   f"qcs::cdb:{S}:uin/{UIN}:instanceId/cdb-dr"]},
@@ -218,3 +222,60 @@ def test_cdb_sql_probe_of_an_unknown_instance_fails_naming_it(
     r = cdb_sql_probe(api(stub))({**base, "side": "standby", "region": S,
                                   "instance_id": "cdb-dr"}, 3.0)
     assert not r.ok and "cdb-dr not found in ap-shanghai" in r.detail
+
+
+# -- the monitor handler sends its alerts ---------------------------------------------------
+
+
+def _monitor_env(stub: TencentStub, maria: MariaPair, **extra: str) -> dict[str, str]:
+    stub.services.add_secret(S, "shop-standby-state-dsn", json.dumps({
+        "engine": "mysql", "host": "127.0.0.1", "port": maria.servers["primary"].port,
+        "user": ADMIN, "password": maria.admin_password, "database": maria.database}))
+    probes = [{"scope": "logic-gz", "kind": "scf_invoke", "side": side, "region": P,
+               "namespace": "default", "function": fn}
+              for side, fn in (("primary", "shop-wrap-a"), ("standby", "shop-wrap-b"))]
+    switch = [{"scope": "logic-gz", "kind": "tencent_pointer", "key": f"wrapper:{P}",
+               "values": {"primary": "primary", "standby": "standby"}}]
+    settings = {"interval_s": 1, "timeout_s": 2, "failure_threshold": 1,
+                "recovery_threshold": 2, "cooldown_s": 0, "quorum": 1}
+    return {"TENCENTCLOUD_SECRETID": "AKIDmonitor", "TENCENTCLOUD_SECRETKEY": "monitor-key",
+            "TENCENTCLOUD_SESSIONTOKEN": "sts-token", "STANDBY_TENCENT_ENDPOINT": stub.endpoint,
+            "STANDBY_TOPOLOGY": "shop", "STANDBY_LAYER": "logic", "STANDBY_REGION": P,
+            "STANDBY_SETTINGS": json.dumps(settings), "STANDBY_PROBES": json.dumps(probes),
+            "STANDBY_SWITCH": json.dumps(switch), "STANDBY_STATE_STORE": "mysql",
+            "STANDBY_STATE_DSN_SECRET": "shop-standby-state-dsn", "STANDBY_STATE_REGION": S,
+            "STANDBY_LOOP_S": "0", "STANDBY_ALERT_EMAILS": json.dumps(["oncall@example.com"]),
+            "STANDBY_ALERT_SES": SES_ENV, **extra}
+
+
+def test_monitor_switch_is_mailed_through_ses(stub: TencentStub, maria: MariaPair) -> None:
+    """The SCF monitor handler switches the wrapper pointer and its alert goes out as a
+    templated SES mail, signed with the monitor's credential and allowed by its policy."""
+    from components.runtime.tencent.monitor import handler
+
+    def down(event: Any) -> Any:
+        raise RuntimeError("wrapper crashed")
+
+    stub.services.add_function(P, "shop-wrap-a", down)
+    stub.services.add_function(P, "shop-wrap-b", lambda e: {"ok": True})
+    summary = handler({"source": "manual", "layer": "logic", "rounds": 1},
+                      {"request_id": "req-mail", "time_limit_in_ms": 30000},
+                      env=_monitor_env(stub, maria))
+    assert [s["scope"] for s in summary["switches"]] == ["logic-gz"], summary
+    assert summary["alerts_delivered"] >= 1 and summary["alerts_failed"] == 0, summary
+    assert stub.services.alerts.mails, "no mail sent"
+    mail = stub.services.alerts.mails[0]
+    assert mail["to"] == ["oncall@example.com"] and "[shop]" in mail["subject"]
+    assert "logic-gz" in mail["data"]["text"]
+    assert not stub.refused
+
+
+def test_monitor_with_recipients_but_no_sender_probes_nothing(
+        stub: TencentStub, maria: MariaPair) -> None:
+    from components.runtime.tencent.monitor import handler
+
+    e = _monitor_env(stub, maria)
+    del e["STANDBY_ALERT_SES"]
+    with pytest.raises(ConfigError, match="STANDBY_ALERT_SES: missing"):
+        handler({"source": "manual", "layer": "logic", "rounds": 1}, {}, env=e)
+    assert not [c for c in stub.calls if c[1] == "scf"]  # nothing probed

@@ -86,15 +86,17 @@ def handler(event: Any, context: Any = None, env: Mapping[str, str] | None = Non
     started = time.monotonic()
     e = dict(os.environ if env is None else env)
     log = Log(component="monitor")
+    ctx = context if isinstance(context, Mapping) else {}
     try:
         cfg = config_mod.load(e)
         log.context.update(layer=cfg.layer, region=cfg.region, topology=cfg.topology)
         rounds = check_event(event, cfg.layer)
+        # The store's DSN and the alert senders are checked here too: a monitor that could
+        # not record a switch or report it probes nothing.
+        monitor = build(cfg, e, log, invocation=ctx.get("request_id"), clock=clock)
     except (ConfigError, EventError) as exc:
         log.error("refused: nothing probed or switched", error=str(exc))
         raise
-    ctx = context if isinstance(context, Mapping) else {}
     limit_s = (float(ctx["time_limit_in_ms"]) / 1000.0 if ctx.get("time_limit_in_ms")
                else default_limit_s(cfg, rounds))
-    monitor = build(cfg, e, log, invocation=ctx.get("request_id"), clock=clock)
     return run_invocation(monitor, rounds, limit_s, started, log)
