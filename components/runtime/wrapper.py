@@ -19,8 +19,9 @@ what the invocation has left (minus a margin to answer). Idempotency keys expire
 ``STANDBY_IDEMPOTENCY_TTL_S``. An unexpected exception answers ``Internal`` (never a crash
 the client would take for an unavailable wrapper).
 
-The AWS handler is ``components.runtime.aws.wrapper.handler``. Environment (set by
-``WrapperLayer``):
+The handlers are ``components.runtime.aws.wrapper.handler`` and
+``components.runtime.tencent.wrapper.handler``; both read the cloud-neutral variables with
+``load_common``. The AWS environment (set by ``WrapperLayer``):
 ``STANDBY_TOPOLOGY``, ``STANDBY_SIDE``, ``STANDBY_REGION``, ``STANDBY_POINTER_TABLE``,
 ``STANDBY_POINTER_CACHE_S``, ``STANDBY_POINTER_MAX_STALE_S``, ``STANDBY_STATEMENT_TIMEOUT_S``,
 ``STANDBY_IDEMPOTENCY_TTL_S``, ``STANDBY_DB_ENGINE``, ``STANDBY_DATA_REGIONS`` and, by engine,
