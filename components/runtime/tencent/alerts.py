@@ -14,7 +14,8 @@ the stack has recipients):
   template and sign are needed, so ``STANDBY_ALERT_SMS_SENDER`` is
   ``{"sdk_app_id", "template_id", "sign_name", "region"}``. The template takes one
   parameter: the alert's title, cut to ``SMS_PARAM_MAX`` characters (Tencent SMS limits a
-  variable's length; the detail is in the mail and the webhooks).
+  variable's length by template type; 20 is UNCONFIRMED against an approved template, and
+  the detail is in the mail and the webhooks).
 
 A send is successful only when the API answered without error and, for SMS, every number's
 ``SendStatusSet`` entry says ``Ok``.
