@@ -128,3 +128,12 @@ def test_store_kind_names_are_checked_when_registered() -> None:
     reg.add_state_store(StateStoreKind("mysql", "STANDBY_STATE_DSN_SECRET"))
     with pytest.raises(ValueError, match="already registered"):
         reg.add_state_store(StateStoreKind("mysql", "STANDBY_OTHER"))
+
+
+def test_aws_handler_refuses_a_store_kind_it_cannot_open() -> None:
+    from components.runtime.aws.monitor import handler
+
+    e = env(STANDBY_STATE_STORE="mysql", STANDBY_STATE_DSN_SECRET="s")
+    with pytest.raises(ConfigError, match="STANDBY_STATE_STORE: 'mysql'; allowed on AWS: "
+                                          "dynamodb"):
+        handler({"source": "manual"}, env=e)
