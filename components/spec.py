@@ -478,12 +478,36 @@ class TargetsSpec(_Strict):
 _OVERRIDABLE = ("gateway", "logic", "wrapper", "storage", "monitor")
 
 
+class TencentSesSpec(_Strict):
+    """How alert mail leaves Tencent Cloud SES: SES sends API mail only from a verified
+    sender with an approved template (SendEmail, API 2020-10-02); the template's variables
+    are ``title``, ``text`` and ``severity``."""
+
+    from_address: Email
+    template_id: Annotated[int, STRICT, rng(1, 2**31 - 1)]
+    region: Literal["ap-guangzhou", "ap-hongkong"] = "ap-guangzhou"
+
+
+class TencentSmsSpec(_Strict):
+    """How alert texts leave Tencent Cloud SMS (SendSms, API 2021-01-11): an approved
+    template with one parameter (the alert's title) and an approved sign."""
+
+    sdk_app_id: Annotated[str, AfterValidator(_matches(r"\d{6,20}", "the SMS application's SdkAppId (digits)"))]  # noqa: E501
+    template_id: Annotated[str, AfterValidator(_matches(r"\d{1,20}", "the approved template's id (digits)"))]  # noqa: E501
+    sign_name: Annotated[str, STRICT, Field(min_length=1, max_length=64)]
+    region: Literal["ap-guangzhou", "ap-beijing", "ap-nanjing"] = "ap-guangzhou"
+
+
 class TencentAccountSpec(_Strict):
     """The Tencent account the stack deploys into: COS bucket names end in ``-<app_id>`` and
-    replication and CAM resources (``qcs::cam::uin/<owner_uin>:...``) name the owner."""
+    replication and CAM resources (``qcs::cam::uin/<owner_uin>:...``) name the owner.
+    ``ses``/``sms`` are the account's approved alert senders, required when
+    ``alerting.emails``/``alerting.sms`` name recipients."""
 
     app_id: Annotated[str, AfterValidator(_matches(r"[1-9]\d{9}", "a 10-digit Tencent APPID like 1250000000"))]  # noqa: E501
     owner_uin: Annotated[str, AfterValidator(_matches(r"[1-9]\d{4,14}", "a Tencent account UIN (5-15 digits)"))]  # noqa: E501
+    ses: TencentSesSpec | None = None
+    sms: TencentSmsSpec | None = None
 
 
 class RegionOverride(_Strict):
