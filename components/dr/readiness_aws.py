@@ -250,6 +250,8 @@ def stage_parity(ctx: Context) -> list[Check]:
 
 def _stage_settings(stage: dict[str, Any]) -> dict[str, Any]:
     out = {k: stage.get(k) for k in STAGE_FIELDS}
+    for flag in ("cacheClusterEnabled", "tracingEnabled"):  # GetStage may omit a false flag
+        out[flag] = bool(stage.get(flag))
     out["methodSettings"] = json.dumps(stage.get("methodSettings") or {}, sort_keys=True)
     out["variable names"] = sorted(stage.get("variables") or {})
     out["access logs"] = bool(stage.get("accessLogSettings"))

@@ -23,6 +23,9 @@ MISSING = "missing"
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
            "UnauthorizedException", "AuthorizationError", "AuthorizationErrorException",
            "Forbidden"}
+#: 403s about the credentials, not about the permission: UNKNOWN, not NOT_AUTHORIZED.
+_BAD_CREDENTIALS = {"SignatureDoesNotMatch", "InvalidClientTokenId", "ExpiredToken",
+                    "ExpiredTokenException", "RequestExpired", "IncompleteSignature"}
 #: Error codes that say "there is no such resource".
 _NOT_FOUND = {"ResourceNotFoundException", "NotFoundException", "NoSuchBucket",
               "DBInstanceNotFound", "DBInstanceNotFoundFault", "NoSuchEntity",
@@ -30,6 +33,10 @@ _NOT_FOUND = {"ResourceNotFoundException", "NotFoundException", "NoSuchBucket",
               "NoSuchResourceException"}
 #: boto3 service name -> IAM action prefix, where they differ.
 _IAM_PREFIX = {"service-quotas": "servicequotas", "events": "events"}
+
+
+def _int_or_none(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
 
 
 def iam_action(service: str, op: str) -> str:
@@ -84,7 +91,10 @@ class Reader:
             err = exc.response.get("Error", {})
             code = str(err.get("Code", ""))
             http = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code in _DENIED or "AccessDenied" in code or (http == 403 and not code):
+            # A 403 is a refusal unless it is about the credentials themselves (and some
+            # endpoints answer a JSON-protocol client with an XML error, so no code parses).
+            if code in _DENIED or "AccessDenied" in code or (
+                    403 in (http, _int_or_none(code)) and code not in _BAD_CREDENTIALS):
                 return Read(problem=NOT_AUTHORIZED,
                             why=f"not authorized: {action} on {what} ({region})")
             if code in _NOT_FOUND or code.endswith("NotFound"):
