@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.dr.readiness import NOT_READY, READY, Check
-from components.dr.readiness_aws import Context, deployed_buckets, stage_targets
+from components.dr.readiness import NOT_READY, READY, RULES, Check
+from components.dr.readiness_aws import Context, stage_targets
+from components.dr.readiness_aws_data import deployed_buckets
 from components.dr.readiness_read import MISSING, PlanFunction, layer_name, problem_check
 
 #: Environment values fixed by the spec: a change is drift (``STANDBY_SETTINGS`` holds the
@@ -32,7 +33,8 @@ def conformance(ctx: Context) -> list[Check]:
     checks += _stages(ctx)
     checks += _dbs(ctx)
     checks += _schedules(ctx)
-    return checks
+    # Registration order varies between runs of the program: sort for a stable report.
+    return sorted(checks, key=lambda c: (list(RULES).index(c.rule), c.subject))
 
 
 def _verdict(rule: str, subject: str, diffs: list[str], ok: str) -> Check:

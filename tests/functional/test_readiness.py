@@ -34,7 +34,8 @@ from components.dr.readiness import (
     fails,
     overall,
 )
-from components.dr.readiness_aws import Context, quota_check, rds_parity, replica_status
+from components.dr.readiness_aws import Context
+from components.dr.readiness_aws_data import quota_check, rds_parity, replica_status
 from components.dr.readiness_plan import conformance
 from components.dr.readiness_read import PlanDb, PlanView, Read, Reader, plan_view
 from components.plan.run import read_stack, run_program
