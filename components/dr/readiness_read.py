@@ -32,7 +32,17 @@ _NOT_FOUND = {"ResourceNotFoundException", "NotFoundException", "NoSuchBucket",
               "TableNotFoundException", "ReplicationConfigurationNotFoundError",
               "NoSuchResourceException"}
 #: boto3 service name -> IAM action prefix, where they differ.
-_IAM_PREFIX = {"service-quotas": "servicequotas", "events": "events"}
+_IAM_PREFIX = {"service-quotas": "servicequotas"}
+#: Operations whose IAM action is not the prefix plus the operation's name.
+_IAM_ACTION = {("s3", "get_bucket_replication"): "s3:GetReplicationConfiguration",
+               ("rds", "describe_db_instances"): "rds:DescribeDBInstances"}
+#: Every IAM action readiness needs (all read-only; never secretsmanager:GetSecretValue).
+READ_ACTIONS = frozenset({
+    "lambda:GetFunctionConfiguration", "lambda:GetFunctionConcurrency", "apigateway:GET",
+    "dynamodb:DescribeTable", "dynamodb:DescribeContinuousBackups", "s3:GetBucketVersioning",
+    "s3:GetReplicationConfiguration", "rds:DescribeDBInstances",
+    "secretsmanager:DescribeSecret", "servicequotas:GetServiceQuota", "events:ListRules",
+})
 
 
 def _int_or_none(text: str) -> int | None:
@@ -42,6 +52,8 @@ def _int_or_none(text: str) -> int | None:
 def iam_action(service: str, op: str) -> str:
     if service == "apigateway":
         return "apigateway:GET"  # API Gateway's IAM actions are HTTP verbs
+    if (service, op) in _IAM_ACTION:
+        return _IAM_ACTION[(service, op)]
     return f"{_IAM_PREFIX.get(service, service)}:" + "".join(
         p.capitalize() for p in op.split("_"))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,7 +38,15 @@ from components.dr.readiness import (
 from components.dr.readiness_aws import Context
 from components.dr.readiness_aws_data import quota_check, rds_parity, replica_status
 from components.dr.readiness_plan import conformance
-from components.dr.readiness_read import PlanDb, PlanView, Read, Reader, plan_view
+from components.dr.readiness_read import (
+    READ_ACTIONS,
+    PlanDb,
+    PlanView,
+    Read,
+    Reader,
+    iam_action,
+    plan_view,
+)
 from components.plan.run import read_stack, run_program
 from components.program import main as program
 from components.runtime.aws.clients import Clients
@@ -384,6 +393,19 @@ def test_a_user_without_any_permission_gets_not_authorized_everywhere(
     assert report.checks and {c.status for c in report.checks} == {NOT_AUTHORIZED}
     assert "not authorized: lambda:GetFunctionConfiguration" in find(
         report, "lambda.memory", IN_REGION).detail
+    # Each detail names a real IAM action, from the list the README gives.
+    named = {m for c in report.checks for m in re.findall(r"not authorized: (\S+) on",
+                                                              c.detail)}
+    assert named and named <= READ_ACTIONS
+    assert {"lambda:GetFunctionConcurrency", "servicequotas:GetServiceQuota",
+            "events:ListRules", "dynamodb:DescribeContinuousBackups"} <= named
+
+
+def test_iam_actions_named_are_the_real_ones() -> None:
+    assert iam_action("s3", "get_bucket_replication") == "s3:GetReplicationConfiguration"
+    assert iam_action("rds", "describe_db_instances") == "rds:DescribeDBInstances"
+    assert iam_action("service-quotas", "get_service_quota") == "servicequotas:GetServiceQuota"
+    assert iam_action("apigateway", "get_stage") == "apigateway:GET"
 
 
 def test_a_lost_standby_region_is_unknown_where_it_is_read(sandbox: Sandbox) -> None:
