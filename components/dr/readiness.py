@@ -45,8 +45,8 @@ RULES: dict[str, str] = {
     "lambda.layers": "the same layers (by name, in order) on both sides",
     "lambda.code_hash": "the same code (SHA-256) on both sides, unless the standby is pinned",
     "lambda.concurrency": "the same reserved concurrency on both sides, and never 0",
-    "apigw.stage_settings": "API stage settings (method settings, caching, tracing, "
-                            "variable names) equal in both regions",
+    "apigw.stage_settings": "API stage settings (REST: method settings, caching, tracing; "
+                            "HTTP: route settings) and variable names equal in both regions",
     "dynamodb.table_status": "the data table is ACTIVE in every region that holds it",
     "dynamodb.replica_status": "the table's global-table replica in each other region is "
                                "ACTIVE",
@@ -62,8 +62,8 @@ RULES: dict[str, str] = {
     "plan.lambda": "function settings as the plan registers them",
     "plan.dynamodb": "table settings (PITR, stream) as the plan registers them",
     "plan.s3": "bucket versioning and replication as the plan registers them",
-    "plan.apigw_stage": "API stage as the plan registers it; the switch variable names one "
-                        "of the two logic functions",
+    "plan.apigw_stage": "API stage as the plan registers it; its switch (stage variable or "
+                        "integration) names one of the two logic functions",
     "plan.rds": "database instances as the plan registers them",
     "plan.schedule": "monitor schedules enabled, at the registered rate",
 }

@@ -234,28 +234,45 @@ def stage_parity(ctx: Context) -> list[Check]:
                 rule, subject, NOT_READY, "no deployed gateway monitor names the stage of "
                                           + " and ".join(unnamed)))
             continue
-        if any(t["kind"] != "apigw_stage_variable" for t in ts if t):
-            checks.append(Check(rule, subject, UNKNOWN, "HTTP API stages are not read yet "
-                                                        "(only REST stages)"))
-            continue
-        reads = [ctx.reader.call("apigateway", r, "get_stage", f"stage {t['stage']}",
-                                 restApiId=t["rest_api_id"], stageName=t["stage"])
-                 for r, t in zip((primary, standby), ts, strict=True) if t]
+        reads = [read_stage(ctx, r, t) for r, t in zip((primary, standby), ts, strict=True)
+                 if t]
         bad = problem_check(rule, subject, *reads)
         if bad is not None:
             checks.append(bad)
             continue
         a, b = (_stage_settings(r.value) for r in reads)
         diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-        checks.append(Check(rule, subject, READY, "method settings, cache, tracing and "
-                                                  "variable names equal") if not diff else
-                      Check(rule, subject, NOT_READY, "; ".join(
+        checks.append(Check(rule, subject, READY, f"{', '.join(sorted(a))} equal")
+                      if not diff else Check(rule, subject, NOT_READY, "; ".join(
                           f"{k}: {primary} {show(a.get(k))}, {standby} {show(b.get(k))}"
                           for k in diff)))
     return checks
 
 
+#: The HTTP API stage the gateway layer creates (``components/aws/gateway.py``).
+HTTP_STAGE = "$default"
+
+
+def read_stage(ctx: Context, region: str, target: dict[str, Any]) -> Read:
+    """GetStage of a REST API (stage-variable switch) or of an HTTP API (integration
+    switch; its stage is ``$default``)."""
+    if target.get("kind") == "apigw_stage_variable":
+        return ctx.reader.call("apigateway", region, "get_stage", f"stage {target['stage']}",
+                               restApiId=target["rest_api_id"], stageName=target["stage"])
+    return ctx.reader.call("apigatewayv2", region, "get_stage", f"stage {HTTP_STAGE}",
+                           ApiId=target["api_id"], StageName=HTTP_STAGE)
+
+
 def _stage_settings(stage: dict[str, Any]) -> dict[str, Any]:
+    if "stageName" not in stage:  # an HTTP API stage (API Gateway v2: PascalCase)
+        return {
+            "default route settings": json.dumps(stage.get("DefaultRouteSettings") or {},
+                                                 sort_keys=True),
+            "route settings": json.dumps(stage.get("RouteSettings") or {}, sort_keys=True),
+            "variable names": sorted(stage.get("StageVariables") or {}),
+            "access logs": bool(stage.get("AccessLogSettings")),
+            "auto deploy": bool(stage.get("AutoDeploy")),
+        }
     out = {k: stage.get(k) for k in STAGE_FIELDS}
     for flag in ("cacheClusterEnabled", "tracingEnabled"):  # GetStage may omit a false flag
         out[flag] = bool(stage.get(flag))

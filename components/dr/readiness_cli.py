@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
-from components.dr.readiness import STATUSES, check_stack, fails, render_json, render_table
+from components.dr.readiness import (
+    STATUSES,
+    Report,
+    check_stack,
+    fails,
+    render_json,
+    render_table,
+)
 
 EXIT_FAILED = 1
 _FAIL_ON = STATUSES[1:]  # failing on READY would fail every run
@@ -43,10 +51,13 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--project-dir", type=project_dir, default=None)
 
 
-def run(args: argparse.Namespace) -> int:
+def check_named_stack(stack_name: str, project_dir: Path | None = None,
+                      endpoint_url: str | None = None) -> Report:
+    """The readiness report of a stack by name, as the command computes it (for callers
+    such as a drill's preflight). Raises ``StackFileError``/``SpecError`` on a bad stack."""
     from components.cli import _load
 
-    stack, spec = _load(args)
+    stack, spec = _load(argparse.Namespace(stack=stack_name, project_dir=project_dir))
     plan_run = None
     clients = None
     if spec.cloud == "aws":
@@ -61,7 +72,11 @@ def run(args: argparse.Namespace) -> int:
             plan_run = run_program(stack, main)
         except pulumi.InputPropertiesError as exc:  # the program's own refusal of an input
             raise StackFileError(str(exc)) from None
-        clients = Clients(endpoint_url=args.endpoint_url)
-    report = check_stack(args.stack, spec, plan_run, clients)
+        clients = Clients(endpoint_url=endpoint_url)
+    return check_stack(stack_name, spec, plan_run, clients)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = check_named_stack(args.stack, args.project_dir, args.endpoint_url)
     sys.stdout.write(render_table(report) if args.format == "table" else render_json(report))
     return EXIT_FAILED if fails(report.overall, args.fail_on) else 0

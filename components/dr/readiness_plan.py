@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.dr.readiness import NOT_READY, READY, RULES, Check
-from components.dr.readiness_aws import Context, stage_targets
+from components.dr.readiness_aws import Context, read_stage, stage_targets
 from components.dr.readiness_aws_data import deployed_buckets
 from components.dr.readiness_read import MISSING, PlanFunction, layer_name, problem_check
 
@@ -139,30 +139,55 @@ def _stages(ctx: Context) -> list[Check]:
     rule = "plan.apigw_stage"
     targets, failed = stage_targets(ctx)
     checks = []
-    for region, variables in ctx.view.stage_variables.items():
+    wanted = [(r, "apigw_stage_variable") for r in ctx.view.stage_variables]
+    wanted += [(r, "apigw_integration") for r in ctx.view.http_stages]
+    for region, kind in sorted(wanted):
         subject = f"stage {region}"
         t = targets.get(region)
-        if t is None or t.get("kind") != "apigw_stage_variable":
+        if t is None or t.get("kind") != kind:
             checks.append(problem_check(rule, subject, *failed) or Check(
                 rule, subject, NOT_READY, "no deployed gateway monitor names this stage"))
             continue
-        got = ctx.reader.call("apigateway", region, "get_stage", f"stage {t['stage']}",
-                              restApiId=t["rest_api_id"], stageName=t["stage"])
-        bad = problem_check(rule, subject, got)
-        if bad is not None:
-            checks.append(bad)
-            continue
-        have = got.value.get("variables") or {}
-        diffs = []
-        if set(have) != set(variables):
-            diffs.append(f"variables {sorted(have)} (plan {sorted(variables)})")
-        value = have.get(t["variable"])
-        allowed = sorted(set(t["values"].values()))
-        if value not in allowed:
-            diffs.append(f"{t['variable']} = {value!r} names neither logic function "
-                         f"({', '.join(allowed)})")
-        checks.append(_verdict(rule, subject, diffs, f"{t['variable']} = {value}"))
+        checks.append(_rest_stage(ctx, subject, region, t) if kind == "apigw_stage_variable"
+                      else _http_stage(ctx, subject, region, t))
     return checks
+
+
+def _rest_stage(ctx: Context, subject: str, region: str, t: dict[str, Any]) -> Check:
+    rule = "plan.apigw_stage"
+    got = read_stage(ctx, region, t)
+    bad = problem_check(rule, subject, got)
+    if bad is not None:
+        return bad
+    have = got.value.get("variables") or {}
+    variables = ctx.view.stage_variables[region]
+    diffs = []
+    if set(have) != set(variables):
+        diffs.append(f"variables {sorted(have)} (plan {sorted(variables)})")
+    value = have.get(t["variable"])
+    allowed = sorted(set(t["values"].values()))
+    if value not in allowed:
+        diffs.append(f"{t['variable']} = {value!r} names neither logic function "
+                     f"({', '.join(allowed)})")
+    return _verdict(rule, subject, diffs, f"{t['variable']} = {value}")
+
+
+def _http_stage(ctx: Context, subject: str, region: str, t: dict[str, Any]) -> Check:
+    """The HTTP API's $default stage exists and the switched integration targets one of
+    the two logic functions."""
+    rule = "plan.apigw_stage"
+    stage = read_stage(ctx, region, t)
+    integration = ctx.reader.call("apigatewayv2", region, "get_integration",
+                                  f"integration {t['integration_id']}", ApiId=t["api_id"],
+                                  IntegrationId=t["integration_id"])
+    bad = problem_check(rule, subject, stage, integration)
+    if bad is not None:
+        return bad
+    uri = integration.value.get("IntegrationUri")
+    allowed = sorted(set(t["values"].values()))
+    diffs = [] if uri in allowed else [f"integration targets {uri!r}, neither logic "
+                                       f"function ({', '.join(allowed)})"]
+    return _verdict(rule, subject, diffs, f"integration -> {str(uri).rsplit(':', 1)[-1]}")
 
 
 def _dbs(ctx: Context) -> list[Check]:

@@ -50,7 +50,7 @@ def _int_or_none(text: str) -> int | None:
 
 
 def iam_action(service: str, op: str) -> str:
-    if service == "apigateway":
+    if service in ("apigateway", "apigatewayv2"):
         return "apigateway:GET"  # API Gateway's IAM actions are HTTP verbs
     if (service, op) in _IAM_ACTION:
         return _IAM_ACTION[(service, op)]
@@ -199,6 +199,8 @@ class PlanView:
     buckets: dict[str, PlanBucket] = field(default_factory=dict)
     stage_variables: dict[str, dict[str, str]] = field(default_factory=dict)
     """Region -> the REST stage's registered variables."""
+    http_stages: list[str] = field(default_factory=list)
+    """Regions with an HTTP API stage (``gateway.kind: http``)."""
     dbs: list[PlanDb] = field(default_factory=list)
     rules: list[PlanRule] = field(default_factory=list)
 
@@ -249,6 +251,8 @@ def plan_view(run: Any) -> PlanView:
         elif r.type == "aws:apigateway/stage:Stage":
             view.stage_variables[region] = {str(k): str(v)
                                             for k, v in (i.get("variables") or {}).items()}
+        elif r.type == "aws:apigatewayv2/stage:Stage":
+            view.http_stages.append(region)
         elif r.type == "aws:rds/instance:Instance":
             view.dbs.append(PlanDb(
                 identifier=str(i.get("identifier", r.name)), region=region,

@@ -35,12 +35,13 @@ from components.dr.readiness import (
     fails,
     overall,
 )
-from components.dr.readiness_aws import Context
+from components.dr.readiness_aws import Context, stage_parity
 from components.dr.readiness_aws_data import quota_check, rds_parity, replica_status
 from components.dr.readiness_plan import conformance
 from components.dr.readiness_read import (
     READ_ACTIONS,
     PlanDb,
+    PlanFunction,
     PlanView,
     Read,
     Reader,
@@ -627,3 +628,64 @@ def test_the_plan_view_reads_overrides_and_pinned_code() -> None:
     assert not east.pinned and "LOG_LEVEL" in east.env
     assert {(t.name, t.region) for t in view.tables} >= {("shop-orders", R1)}
     assert next(t for t in view.tables if t.name == "shop-orders").replicas == {R2: True}
+
+
+# -- HTTP API stages (gateway.kind: http): two regions built in moto by hand ---------------
+
+def _http_world(aws: str, standby_burst: int = 100,
+                standby_uri: str = "") -> Context:
+    """moto implements no apigatewayv2 UpdateStage (500): the difference is built in."""
+    raw = read_stack("aws-dev", ROOT).raw["standby:topology"]
+    spec = parse_spec({**raw, "gateway": {"kind": "http"}})
+    targets = []
+    for region in (R1, R2):
+        v2 = boto3.client("apigatewayv2", region_name=region)
+        api = v2.create_api(Name=f"shop-{region}", ProtocolType="HTTP")["ApiId"]
+        fn = f"arn:aws:lambda:{region}:123456789012:function:shop-logic-{region}-"
+        integration = v2.create_integration(
+            ApiId=api, IntegrationType="AWS_PROXY",
+            IntegrationUri=(region == R2 and standby_uri) or fn + "primary",
+            PayloadFormatVersion="2.0")["IntegrationId"]
+        v2.create_stage(ApiId=api, StageName="$default", AutoDeploy=True,
+                        DefaultRouteSettings={
+                            "ThrottlingBurstLimit": standby_burst if region == R2 else 100,
+                            "ThrottlingRateLimit": 50.0})
+        targets.append({"scope": region, "kind": "apigw_integration", "region": region,
+                        "api_id": api, "integration_id": integration,
+                        "values": {"primary": fn + "primary", "standby": fn + "standby"}})
+    env = {"STANDBY_LAYER": "gateway", "STANDBY_SWITCH": json.dumps(targets)}
+    role = boto3.client("iam").create_role(
+        RoleName="mon", AssumeRolePolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": []}))["Role"]["Arn"]
+    boto3.client("lambda", region_name=R1).create_function(
+        FunctionName="shop-mon-gateway-ue1", Runtime="python3.12", Role=role,
+        Handler="components.runtime.aws.monitor.handler",
+        Code={"ZipFile": zip_bytes_of({"index.py": "def handler(e, c): return {}\n"})},
+        Environment={"Variables": env})
+    monitor = PlanFunction("shop-mon-gateway-ue1", R1, "gateway", None, "python3.12",
+                           "components.runtime.aws.monitor.handler", 128, 3, env, [], None,
+                           False)
+    view = PlanView(functions={monitor.name: monitor}, http_stages=[R1, R2])
+    return Context(spec, view, Reader(Clients()))
+
+
+def test_http_api_stages_alike_and_switched_to_a_logic_function_are_ready(aws: str) -> None:
+    ctx = _http_world(aws)
+    [same] = stage_parity(ctx)
+    assert same.status == READY and "default route settings" in same.detail
+    assert {c.subject: c.status for c in conformance(ctx) if c.rule == "plan.apigw_stage"} \
+        == {"stage us-east-1": READY, "stage us-west-2": READY}
+
+
+def test_http_api_stage_settings_differ_and_integration_names_no_logic_function(
+    aws: str,
+) -> None:
+    ctx = _http_world(aws, standby_burst=5,
+                      standby_uri="arn:aws:lambda:us-west-2:123456789012:function:x")
+    [differs] = stage_parity(ctx)
+    assert differs.status == NOT_READY and differs.detail.startswith("default route settings:")
+    plan = {c.subject: c for c in conformance(ctx) if c.rule == "plan.apigw_stage"}
+    assert plan["stage us-east-1"].status == READY
+    assert plan["stage us-west-2"].status == NOT_READY
+    assert "integration targets 'arn:aws:lambda:us-west-2:123456789012:function:x'" in \
+        plan["stage us-west-2"].detail
