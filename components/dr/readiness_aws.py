@@ -100,7 +100,7 @@ def show(value: Any) -> str:
 
 
 def pair(rule: str, subject: str, labels: tuple[str, str], deployed: tuple[Any, Any],
-          planned: tuple[Any, Any], unit: str = "") -> Check:
+         planned: tuple[Any, Any], unit: str = "") -> Check:
     (va, vb), (pa, pb) = deployed, planned
     if va == vb:
         return Check(rule, subject, READY, f"{show(va)}{unit} on both")
@@ -161,7 +161,7 @@ def lambda_parity(ctx: Context) -> list[Check]:
         x, y = ca.value, cb.value
         for rule, key, planned, unit in simple:
             checks.append(pair(rule, subject, labels, (x.get(key), y.get(key)),
-                                (planned(a), planned(b)), unit))
+                               (planned(a), planned(b)), unit))
         ea = set((x.get("Environment") or {}).get("Variables", {}))
         eb = set((y.get("Environment") or {}).get("Variables", {}))
         checks.append(_env_keys(subject, labels, ea, eb, set(a.env), set(b.env)))

@@ -167,11 +167,11 @@ def rds_parity(ctx: Context) -> list[Check]:
         a, b = (r.value["DBInstances"][0] for r in reads)
         labels = (source.region, replica.region)
         checks.append(pair("rds.engine_version", subject, labels,
-                            (f"{a.get('Engine')} {a.get('EngineVersion')}",
-                             f"{b.get('Engine')} {b.get('EngineVersion')}"), ("", "")))
+                           (f"{a.get('Engine')} {a.get('EngineVersion')}",
+                            f"{b.get('Engine')} {b.get('EngineVersion')}"), ("", "")))
         checks.append(pair("rds.instance_class", subject, labels,
-                            (a.get("DBInstanceClass"), b.get("DBInstanceClass")),
-                            (source.instance_class, replica.instance_class)))
+                           (a.get("DBInstanceClass"), b.get("DBInstanceClass")),
+                           (source.instance_class, replica.instance_class)))
         checks.append(replica_status(subject, source.identifier, b))
     return checks
 

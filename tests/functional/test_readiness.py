@@ -122,6 +122,20 @@ def test_fresh_deploy_is_ready_but_for_what_moto_cannot_hold(sandbox: Sandbox) -
                           "replicated")
 
 
+def test_sandbox_deploy_applies_the_registered_pitr(sandbox: Sandbox) -> None:
+    # Before: the sandbox created every table with PITR off although the plan registers it
+    # on (the data table, its replica, the pointer and state tables), so a fresh sandbox
+    # was never READY.
+    view = plan_view(sandbox.run)
+    wanted = [(t.name, r) for t in view.tables
+              for r, on in ((t.region, t.pitr), *t.replicas.items()) if on]
+    assert len(wanted) == 5
+    for name, region in wanted:
+        got = sandbox.d.client("dynamodb", region).describe_continuous_backups(
+            TableName=name)["ContinuousBackupsDescription"]
+        assert got["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
 # -- break one thing at a time -----------------------------------------------------------
 
 def _lambda(sb: Sandbox, name: str = STANDBY_FN) -> Any:
