@@ -185,6 +185,9 @@ def _parser() -> argparse.ArgumentParser:
     rb.add_argument("--check", type=file_arg, default=None, metavar="FILE",
                     help="a runbook to check: exit 1 if the spec or the last drill changed")
     rb.add_argument("--project-dir", type=project_dir, default=None)
+    from components.dr.readiness_cli import add_parser as add_readiness
+
+    add_readiness(sub, common)
     return parser
 
 
@@ -198,6 +201,10 @@ def main(argv: list[str] | None = None) -> int:
             from components.dr.runbook import run_cli
 
             return run_cli(args)
+        if args.command == "readiness":
+            from components.dr.readiness_cli import run as readiness
+
+            return readiness(args)
         return _ops(args)
     except (SpecError, BudgetError, StackFileError) as exc:
         print(f"standby: error: {exc}", file=sys.stderr)

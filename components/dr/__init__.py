@@ -1,1 +1,1 @@
-"""Disaster-recovery practice on a stack: the generated runbook (``standby runbook``)."""
+"""Disaster-recovery practice tools over a deployed stack (readiness, runbook, drills)."""
