@@ -114,6 +114,13 @@ def scope(value: str) -> str:
     return value
 
 
+def file_arg(value: str) -> Path:
+    """A file path; whether it exists is checked when it is used (with its own error)."""
+    if not value or _CONTROL.search(value) or len(value) > 4096:
+        raise _bad(value, "a file path (printable characters, at most 4096)")
+    return Path(value)
+
+
 def _parser() -> argparse.ArgumentParser:
     from components.plan.render import FORMATS
 
@@ -143,8 +150,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--stack", required=True, type=stack_name,
                        help="stack name (stacks/Pulumi.<stack>.yaml)")
         p.add_argument("--endpoint-url", default=None, type=endpoint_url,
-                       help="AWS endpoint (e.g. a local moto server); "
-                            "AWS_ENDPOINT_URL_<SERVICE> still wins for that service")
+                       help="AWS endpoint (e.g. a local moto server; "
+                            "AWS_ENDPOINT_URL_<SERVICE> still wins for that service), or on "
+                            "a Tencent stack the http://host:port of a Tencent API stand-in")
         p.add_argument("--project-dir", type=project_dir, default=None)
         if name == "status":
             p.add_argument("--format", choices=("text", "json"), default="text")
@@ -162,6 +170,24 @@ def _parser() -> argparse.ArgumentParser:
                                 "(default: the control region, which survives the primary)")
             p.add_argument("--force", action="store_true",
                            help="switch even if the target side fails its probes")
+    rb = sub.add_parser(
+        "runbook", parents=[common], help="the DR runbook of a stack, or check one for staleness",
+        description="Generate the DR runbook from the spec, budget, plan, alert routes and the "
+                    "last drill and readiness results; --check FILE exits 1 when it is stale.")
+    rb.add_argument("--stack", type=stack_name, default=None,
+                    help="stack name (stacks/Pulumi.<stack>.yaml)")
+    rb.add_argument("--format", choices=("md", "html"), default="md")
+    rb.add_argument("--out", type=file_arg, default=None, help="write here (default: stdout)")
+    rb.add_argument("--drill", type=file_arg, default=None,
+                    help="last drill result (default: .drill/drill.json if present)")
+    rb.add_argument("--readiness", type=file_arg, default=None,
+                    help="output of standby readiness --format json")
+    rb.add_argument("--check", type=file_arg, default=None, metavar="FILE",
+                    help="a runbook to check: exit 1 if the spec or the last drill changed")
+    rb.add_argument("--project-dir", type=project_dir, default=None)
+    from components.dr.readiness_cli import add_parser as add_readiness
+
+    add_readiness(sub, common)
     return parser
 
 
@@ -171,6 +197,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "plan":
             return _plan(args)
+        if args.command == "runbook":
+            from components.dr.runbook import run_cli
+
+            return run_cli(args)
+        if args.command == "readiness":
+            from components.dr.readiness_cli import run as readiness
+
+            return readiness(args)
         return _ops(args)
     except (SpecError, BudgetError, StackFileError) as exc:
         print(f"standby: error: {exc}", file=sys.stderr)
@@ -229,6 +263,8 @@ def _ops(args: argparse.Namespace) -> int:
     from components.runtime.errors import ConfigError, RuntimeFailure
 
     _, spec = _load(args)
+    if spec.cloud == "tencent":
+        return _tencent_ops(args, spec)
     clients = Clients(endpoint_url=args.endpoint_url)
     control = spec.data_standby_region
     try:
@@ -262,6 +298,56 @@ def _ops(args: argparse.Namespace) -> int:
               f"({'verified' if o.verified else 'unverified'}) {o.detail}".rstrip())
         failed |= not o.switched and not o.detail.startswith("already")
     return EXIT_FAILED if failed else 0
+
+
+def _tencent_ops(args: argparse.Namespace, spec: Any) -> int:
+    """``status`` from the monitors' SQL state store, found through its DSN secret in the
+    control region (the operator's machine must reach the store: from the VPC, or a local
+    stand-in). ``--endpoint-url http://host:port`` sends the signed API calls there; COS is
+    not needed."""
+    import os
+
+    from components.runtime.config import StateRef
+    from components.runtime.errors import ConfigError, RuntimeFailure
+    from components.runtime.tencent import ops
+    from components.runtime.tencent.client import TencentApi
+    from components.tencent.naming import state_dsn_secret
+
+    if args.command != "status":
+        print("standby: error: switch on a cloud: tencent stack is not available yet; "
+              "allowed: status", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    endpoint = None
+    if args.endpoint_url is not None:
+        parts = urlsplit(args.endpoint_url)
+        if parts.scheme != "http" or parts.path not in ("", "/") or parts.port is None:
+            print(f"standby: error: --endpoint-url: {_shown(args.endpoint_url)}; allowed on "
+                  "tencent: http://<host>:<port> (a local stand-in of the Tencent APIs)",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
+        endpoint = parts.netloc
+    env = os.environ
+    sid = env.get("TENCENTCLOUD_SECRET_ID") or env.get("TENCENTCLOUD_SECRETID", "")
+    key = env.get("TENCENTCLOUD_SECRET_KEY") or env.get("TENCENTCLOUD_SECRETKEY", "")
+    token = env.get("TENCENTCLOUD_SESSION_TOKEN") or env.get("TENCENTCLOUD_SESSIONTOKEN")
+    if not sid or not key:
+        print("standby: error: Tencent credentials: set TENCENTCLOUD_SECRET_ID and "
+              "TENCENTCLOUD_SECRET_KEY (and TENCENTCLOUD_SESSION_TOKEN for a temporary key)",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    ref = StateRef("mysql", state_dsn_secret(spec.name), spec.data_standby_region)
+    try:
+        layers = ops.status(TencentApi(sid, key, token, endpoint=endpoint), ref, args.limit)
+    except ConfigError as exc:
+        print(f"standby: error: the state store: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RuntimeFailure as exc:
+        print(f"standby: error: {exc} (is the stack deployed, and are the credentials and "
+              "--endpoint-url right?)", file=sys.stderr)
+        return EXIT_FAILED
+    sys.stdout.write(_status_text(spec.name, layers) if args.format == "text"
+                     else json.dumps([vars(x) for x in layers], indent=2) + "\n")
+    return 0
 
 
 def _status_text(name: str, layers: list[Any]) -> str:

@@ -71,6 +71,7 @@ __all__ = [
     "DEFAULT_GATEWAY",
     "DEFAULT_LINE",
     "DEFAULT_RUNTIME",
+    "DR_ROLES",
     "GATEWAY_KINDS",
     "LAYERS",
     "REGION_EXAMPLE",
@@ -84,6 +85,9 @@ __all__ = [
     "TENCENT_REGION_RE",
     "TTL_MAX",
     "Cloud",
+    "DrContact",
+    "DrRole",
+    "DrSpec",
     "Failback",
     "Layer",
     "LogicSpec",
@@ -409,6 +413,59 @@ class AlertingSpec(_Strict):
     webhooks: list[Webhook] = Field(default_factory=list)
 
 
+#: Who does what in an incident; the runbook names them in its roles, decision tree and
+#: procedures. ``data_loss_approver`` picks which of them may accept lost writes.
+DrRole = Literal["incident_commander", "operator", "database_owner", "communications"]
+DR_ROLES: tuple[str, ...] = ("incident_commander", "operator", "database_owner",
+                             "communications")
+
+
+class DrContact(_Strict):
+    name: Annotated[str, AfterValidator(_matches(r"[^\x00-\x1f\x7f<>|`]{1,80}", "1-80 printable characters without < > | or `"))]  # noqa: E501
+    role: DrRole
+    email: Email | None = None
+    phone: Phone | None = None
+
+    @model_validator(mode="after")
+    def _reachable(self) -> DrContact:
+        if self.email is None and self.phone is None:
+            raise PydanticCustomError(
+                "unreachable_contact", "give at least one of `email` or `phone`: a contact "
+                "the runbook cannot reach is no contact")
+        return self
+
+
+class DrSpec(_Strict):
+    """Disaster-recovery practice: who is called, who may accept data loss, how often the
+    topology is exercised. Used by ``standby runbook``; deploys nothing."""
+
+    contacts: list[DrContact] = Field(default_factory=list)
+    data_loss_approver: DrRole = "incident_commander"
+    """The role whose yes a forced data switch (writes may be lost) needs."""
+    exercise_every_days: Annotated[int, STRICT, rng(7, 366)] = 90
+    """How often a drill should run; the runbook's exercise programme and staleness."""
+
+    @model_validator(mode="after")
+    def _roles_covered(self) -> DrSpec:
+        problems: list[Problem] = []
+        seen: dict[str, int] = {}
+        for i, c in enumerate(self.contacts):
+            key = c.name.strip().lower()
+            if key in seen:
+                problems.append(Problem(f"contacts[{i}].name", f"{c.name!r} is already "
+                                        f"contacts[{seen[key]}]; allowed: one entry per person"))
+            seen.setdefault(key, i)
+        roles = {c.role for c in self.contacts}
+        if self.contacts:
+            for need in dict.fromkeys(("incident_commander", self.data_loss_approver)):
+                if need not in roles:
+                    problems.append(Problem("contacts", f"no contact has role {need!r}; "
+                                            "allowed: contacts that include it (the runbook "
+                                            "routes decisions to it)"))
+        raise_problems(problems)
+        return self
+
+
 class TargetsSpec(_Strict):
     rto_s: Annotated[int, STRICT, rng(1, 86400)]
     """Recovery time objective: worst case from failure to service on the standby."""
@@ -421,12 +478,36 @@ class TargetsSpec(_Strict):
 _OVERRIDABLE = ("gateway", "logic", "wrapper", "storage", "monitor")
 
 
+class TencentSesSpec(_Strict):
+    """How alert mail leaves Tencent Cloud SES: SES sends API mail only from a verified
+    sender with an approved template (SendEmail, API 2020-10-02); the template's variables
+    are ``title``, ``text`` and ``severity``."""
+
+    from_address: Email
+    template_id: Annotated[int, STRICT, rng(1, 2**31 - 1)]
+    region: Literal["ap-guangzhou", "ap-hongkong"] = "ap-guangzhou"
+
+
+class TencentSmsSpec(_Strict):
+    """How alert texts leave Tencent Cloud SMS (SendSms, API 2021-01-11): an approved
+    template with one parameter (the alert's title) and an approved sign."""
+
+    sdk_app_id: Annotated[str, AfterValidator(_matches(r"\d{6,20}", "the SMS application's SdkAppId (digits)"))]  # noqa: E501
+    template_id: Annotated[str, AfterValidator(_matches(r"\d{1,20}", "the approved template's id (digits)"))]  # noqa: E501
+    sign_name: Annotated[str, STRICT, Field(min_length=1, max_length=64)]
+    region: Literal["ap-guangzhou", "ap-beijing", "ap-nanjing"] = "ap-guangzhou"
+
+
 class TencentAccountSpec(_Strict):
     """The Tencent account the stack deploys into: COS bucket names end in ``-<app_id>`` and
-    replication and CAM resources (``qcs::cam::uin/<owner_uin>:...``) name the owner."""
+    replication and CAM resources (``qcs::cam::uin/<owner_uin>:...``) name the owner.
+    ``ses``/``sms`` are the account's approved alert senders, required when
+    ``alerting.emails``/``alerting.sms`` name recipients."""
 
     app_id: Annotated[str, AfterValidator(_matches(r"[1-9]\d{9}", "a 10-digit Tencent APPID like 1250000000"))]  # noqa: E501
     owner_uin: Annotated[str, AfterValidator(_matches(r"[1-9]\d{4,14}", "a Tencent account UIN (5-15 digits)"))]  # noqa: E501
+    ses: TencentSesSpec | None = None
+    sms: TencentSmsSpec | None = None
 
 
 class RegionOverride(_Strict):
@@ -482,6 +563,8 @@ class TopologySpec(_Strict):
     monitor: MonitorSpec = Field(default_factory=MonitorSpec)
     alerting: AlertingSpec = Field(default_factory=AlertingSpec)
     targets: TargetsSpec
+    dr: DrSpec = Field(default_factory=DrSpec)
+    """Contacts and exercise cadence for the DR runbook (``standby runbook``)."""
     overrides: dict[str, RegionOverride] = Field(default_factory=dict)
     """Per-region overrides keyed by region name (``us-west-2: {logic: {memory_mb: 512}}``)."""
     tencent: TencentAccountSpec | None = None

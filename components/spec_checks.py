@@ -200,6 +200,14 @@ def _tencent(spec: TopologySpec) -> list[Problem]:
         out.append(Problem("tencent", "required with cloud: tencent: {app_id: <10-digit "
                            "APPID>, owner_uin: <account UIN>} (COS bucket names end in "
                            "-<app_id>; replication and CAM name the owner UIN)"))
+    elif spec.alerting.emails and spec.tencent.ses is None:
+        out.append(Problem("tencent.ses", "required when alerting.emails is set: SES sends "
+                           "API mail only from a verified sender with an approved template: "
+                           "{from_address, template_id, region}"))
+    if spec.tencent is not None and spec.alerting.sms and spec.tencent.sms is None:
+        out.append(Problem("tencent.sms", "required when alerting.sms is set: SMS needs an "
+                           "approved template and sign: {sdk_app_id, template_id, sign_name, "
+                           "region}"))
     if spec.db_engine == "postgres" and spec.database.replica:
         out.append(Problem("database.engine", f"'postgres' with a standby in another region "
                            f"(database.replica: true): {TENCENT_PG_CROSS_REGION}"))

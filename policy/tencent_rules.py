@@ -226,7 +226,8 @@ def _needed(target: Mapping[str, Any], env: Mapping[str, Any]) -> list[tuple[str
         assert isinstance(ids, Mapping)
         return [("cdb:SwitchDrInstanceToMaster", f"qcs::cdb:{region}:",
                  f":instanceId/{ids.get('standby')}"),
-                ("cdb:ModifyDBInstanceReadOnlyStatus", "qcs::cdb:",
+                ("cdb:ModifyDBInstanceReadOnlyStatus",
+                 f"qcs::cdb:{target.get('primary_region')}:",
                  f":instanceId/{ids.get('primary')}")]
     if kind in ("tencent_pointer", "tencent_pointer_all"):
         return [("ssm:GetSecretValue", f"qcs::ssm:{env.get('STANDBY_STATE_REGION')}:",
@@ -247,10 +248,9 @@ def _cam_allows(statements: list[Mapping[str, Any]], action: str, prefix: str,
     return False
 
 
-def tencent_switchable_layers_monitored(resources: Sequence[Res]) -> list[Violation]:
-    """Every switchable layer has monitors, and each monitor's CAM policy allows the switch
-    action on each target its STANDBY_SWITCH names."""
-    by_urn = {r.urn: r for r in resources}
+def _role_statements(resources: Sequence[Res]) -> tuple[dict[str, str],
+                                                         dict[str, list[Mapping[str, Any]]]]:
+    """Role name -> role id, and role id -> the statements of the policies attached to it."""
     role_ids = {str(r.props.get("name")): str(r.props.get("id")) for r in resources
                 if r.type == CAM_ROLE}
     policies = {str(r.props.get("id")): r for r in resources if r.type == CAM_POLICY}
@@ -261,6 +261,55 @@ def tencent_switchable_layers_monitored(resources: Sequence[Res]) -> list[Violat
             if pol is not None:
                 attached.setdefault(str(a.props.get("roleId")), []).extend(
                     _cam_statements(pol.props.get("document")))
+    return role_ids, attached
+
+
+#: Alert recipients -> the sender variable the run time needs and the CAM action it calls
+#: (``components.runtime.tencent.alerts``).
+ALERT_CHANNELS = (("STANDBY_ALERT_EMAILS", "STANDBY_ALERT_SES", "ses:SendEmail"),
+                  ("STANDBY_ALERT_SMS", "STANDBY_ALERT_SMS_SENDER", "sms:SendSms"))
+
+
+def tencent_monitor_alerts_allowed(resources: Sequence[Res]) -> list[Violation]:
+    """A monitor that names alert recipients has the sender its channel needs and a CAM
+    policy that lets it send: SES SendEmail, SMS SendSms, and GetSecretValue on each
+    webhook URL's SSM secret."""
+    role_ids, attached = _role_statements(resources)
+    out: list[Violation] = []
+    for fn in resources:
+        env = fn.props.get("environment") if fn.type == SCF_FUNCTION else None
+        if not isinstance(env, Mapping) or not env.get("STANDBY_LAYER"):
+            continue
+        role_id = role_ids.get(str(fn.props.get("role")))
+        statements = attached.get(role_id, []) if role_id is not None else None
+        needs: list[tuple[str, str, str, str]] = []
+        for recipients, sender, action in ALERT_CHANNELS:
+            if env.get(recipients) is None or not _json(env.get(recipients)):
+                continue
+            if not env.get(sender):
+                out.append(Violation(f"{fn.name}: {recipients} names recipients but "
+                                     f"{sender} (the approved sender) is missing", fn.urn))
+            needs.append((action, "", "", recipients))
+        hooks = _json(env.get("STANDBY_WEBHOOKS")) if env.get("STANDBY_WEBHOOKS") else []
+        for hook in hooks if isinstance(hooks, list) else []:
+            if isinstance(hook, Mapping):
+                needs.append(("ssm:GetSecretValue", f"qcs::ssm:{hook.get('region')}:",
+                              f"/{hook.get('secret_name')}", "STANDBY_WEBHOOKS"))
+        if statements is None:
+            continue  # the role is not known yet
+        for action, prefix, suffix, why in needs:
+            if not _cam_allows(statements, action, prefix, suffix):
+                out.append(Violation(f"{fn.name}: may not {action} on {prefix or '*'}..."
+                                     f"{suffix}, so the alerts of {why} cannot go out",
+                                     fn.urn))
+    return out
+
+
+def tencent_switchable_layers_monitored(resources: Sequence[Res]) -> list[Violation]:
+    """Every switchable layer has monitors, and each monitor's CAM policy allows the switch
+    action on each target its STANDBY_SWITCH names."""
+    by_urn = {r.urn: r for r in resources}
+    role_ids, attached = _role_statements(resources)
     out: list[Violation] = []
     for top in [r for r in resources if r.type == TOPOLOGY_TYPE]:
         under = [r for r in resources if any(a.urn == top.urn for a in _ancestors(r, by_urn))]
@@ -325,6 +374,10 @@ TENCENT_STACK_RULES: dict[str, tuple[str, StackRule]] = {
     "tencent-switchable-layers-monitored": (
         "every switchable layer has monitors whose CAM policy allows each switch they name",
         tencent_switchable_layers_monitored,
+    ),
+    "tencent-monitor-alerts-allowed": (
+        "monitors that name alert recipients have the sender and CAM action to reach them",
+        tencent_monitor_alerts_allowed,
     ),
     "tencent-dns-ttl-within-budget": (
         "DNSPod record TTLs fit the RTO budget the topology was accepted with",

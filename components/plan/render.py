@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from components.cost import idle_overhead
 from components.plan.mocks import Registration
 from components.plan.model import Plan, describe_switch
 
@@ -86,6 +87,7 @@ def as_json(plan: Plan) -> dict[str, Any]:
             for w in plan.wiring
         ],
         "budget": plan.budget.as_dict(),
+        "idle_cost": idle_overhead(plan).as_dict(),
         "exports": plan.exports,
         "mermaid": mermaid(plan),
     }
@@ -113,6 +115,7 @@ def markdown(plan: Plan) -> str:
         sw = "<br>".join(describe_switch(t) for t in w.switches)
         out.append(f"| `{w.function}` | {w.layer} | {w.region} | {sw} | {', '.join(w.actions)} |")
     out += ["", "### RTO/RPO budget", "", "```", plan.budget.table(), "```", "",
+            "### Idle HA overhead per month", "", "```", idle_overhead(plan).table(), "```", "",
             "### Topology", "", "```mermaid", mermaid(plan).rstrip(), "```", ""]
     return "\n".join(out)
 
@@ -141,6 +144,8 @@ def text(plan: Plan, width: int = 140) -> str:
     console.print(w_table)
     console.print("RTO/RPO budget")
     console.print(plan.budget.table(), markup=False, highlight=False)
+    console.print("\nIdle HA overhead per month")
+    console.print(idle_overhead(plan).table(), markup=False, highlight=False, soft_wrap=True)
     console.print("\nTopology (mermaid)")
     console.print(mermaid(plan), markup=False, highlight=False)
     return buf.getvalue()

@@ -3,15 +3,24 @@
 Every problem is collected and reported at once (``ConfigError``), naming the variable, the
 bad value and what is allowed. A monitor with a bad configuration switches nothing.
 
-Probe and switch kinds, with the keys each needs, come from the registry
-(``components.runtime.registry``): the cloud adapter the handler imports registers its kinds,
-so this module names none of them.
+Probe and switch kinds, with the keys each needs, and state store kinds come from the
+registry (``components.runtime.registry``): the cloud adapter the handler imports registers
+its kinds, so this module names none of them.
+
+The state store is ``STANDBY_STATE_STORE`` (a registered store kind) plus that kind's
+reference variable and ``STANDBY_STATE_REGION``; without ``STANDBY_STATE_STORE`` the kind is
+the one registered store whose reference variable is set (the AWS deploy emits only
+``STANDBY_STATE_TABLE``). A webhook's URL is a secret named either by ``secret_arn`` (the
+region is in the ARN) or by ``secret_name`` with ``region``, or, for local runs, an
+environment variable (``url_env``). Both are kept as references (``StateRef``,
+``SecretRef``) that the adapter interprets.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +32,9 @@ from components.runtime.registry import REGISTRY, Registry
 
 LAYERS = ("dns", "gateway", "logic", "data")
 WEBHOOK_KINDS = ("wecom", "dingtalk", "slack")
+WEBHOOK_KEYS = {"kind", "secret_arn", "secret_name", "region", "url_env"}
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
 SETTINGS_RANGES: dict[str, tuple[float, float]] = {
     "interval_s": (1, 300), "timeout_s": (0.1, 30), "failure_threshold": (1, 10),
     "recovery_threshold": (1, 20), "cooldown_s": (0, 86400), "quorum": (1, 5),
@@ -30,11 +42,32 @@ SETTINGS_RANGES: dict[str, tuple[float, float]] = {
 
 
 @dataclass(frozen=True)
+class SecretRef:
+    """A secret as the deploy names it. ``region`` is None when ``ref`` carries it (an
+    ARN); the adapter that reads the secret interprets ``ref``."""
+
+    ref: str
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class StateRef:
+    """The state, lease and pointer store: a registered store kind, its reference (a table
+    name, the name of the secret holding a DSN), its region and the kind's optional
+    variables that are set (by variable name)."""
+
+    store: str
+    ref: str
+    region: str
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Webhook:
     kind: str
-    secret_arn: str | None = None
+    secret: SecretRef | None = None
     url_env: str | None = None
-    """Name of an environment variable holding the URL (local runs, other clouds)."""
+    """Name of an environment variable holding the URL (local runs)."""
 
 
 @dataclass(frozen=True)
@@ -45,16 +78,28 @@ class MonitorConfig:
     settings: Settings
     probes: list[dict[str, Any]]
     switch: list[dict[str, Any]]
-    state_table: str
-    state_region: str
+    state: StateRef
     alert_topic: str | None = None
     webhooks: list[Webhook] = field(default_factory=list)
     loop_s: float = 0.0
     metric_namespace: str = "Standby"
+    emails: list[str] = field(default_factory=list)
+    """Addresses to mail an alert to (where the adapter has a mail channel)."""
+    sms: list[str] = field(default_factory=list)
+    """E.164 numbers to text an alert to (where the adapter has an SMS channel)."""
 
     @property
     def scopes(self) -> list[str]:
         return list(dict.fromkeys(str(t["scope"]) for t in self.switch))
+
+    @property
+    def state_table(self) -> str:
+        """The store's reference under the name the DynamoDB store (and its callers) use."""
+        return self.state.ref
+
+    @property
+    def state_region(self) -> str:
+        return self.state.region
 
 
 def _json(env: Mapping[str, str], name: str, problems: list[str]) -> Any:
@@ -174,6 +219,84 @@ def env_number(env: Mapping[str, str], name: str, default: float, lo: float, hi:
     return default
 
 
+def _state(env: Mapping[str, str], registry: Registry, problems: list[str]) -> StateRef | None:
+    stores = registry.state_stores()
+    listing = (", ".join(f"{k.name} (with {k.ref_env})" for _, k in sorted(stores.items()))
+               or "none registered (a cloud adapter registers its store when imported)")
+    name = env.get("STANDBY_STATE_STORE")
+    if not env.get("STANDBY_STATE_REGION"):
+        problems.append("STANDBY_STATE_REGION: missing")
+    if name is None:
+        found = [k for k in stores.values() if env.get(k.ref_env)]
+        if len(found) != 1:
+            what = ("none of their references is set" if not found else
+                    f"{', '.join(sorted(k.ref_env for k in found))} are all set")
+            problems.append(f"STANDBY_STATE_STORE: missing and {what}; allowed: {listing}")
+            return None
+        kind = found[0]
+    elif name not in stores:
+        problems.append(f"STANDBY_STATE_STORE: {name!r}; allowed: {listing}")
+        return None
+    else:
+        kind = stores[name]
+    ref = env.get(kind.ref_env)
+    if not ref:
+        problems.append(f"{kind.ref_env}: missing (the {kind.name} state store's reference)")
+        return None
+    options = {k: env[k] for k in kind.option_envs if env.get(k)}
+    return StateRef(kind.name, ref, env.get("STANDBY_STATE_REGION", ""), options)
+
+
+def _webhooks(env: Mapping[str, str], problems: list[str]) -> list[Webhook]:
+    if not env.get("STANDBY_WEBHOOKS"):
+        return []
+    raw = _json(env, "STANDBY_WEBHOOKS", problems)
+    if not isinstance(raw, list):
+        if raw is not None:
+            problems.append("STANDBY_WEBHOOKS: must be a JSON list")
+        return []
+    hooks: list[Webhook] = []
+    for i, h in enumerate(raw):
+        where = f"STANDBY_WEBHOOKS[{i}]"
+        if not isinstance(h, dict) or h.get("kind") not in WEBHOOK_KINDS:
+            kind = h.get("kind") if isinstance(h, dict) else h
+            problems.append(f"{where}.kind: {kind!r}; allowed: {', '.join(WEBHOOK_KINDS)}")
+            continue
+        unknown = sorted(set(h) - WEBHOOK_KEYS)
+        given = [k for k in ("secret_arn", "secret_name", "url_env") if h.get(k)]
+        if unknown:
+            problems.append(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: "
+                            f"{', '.join(sorted(WEBHOOK_KEYS))}")
+        elif len(given) != 1:
+            problems.append(f"{where}: needs exactly one of secret_arn, secret_name (with "
+                            f"region) or url_env; got {', '.join(given) or 'none'}")
+        elif given == ["secret_name"] and not h.get("region"):
+            problems.append(f"{where}: secret_name needs the secret's region")
+        elif given == ["url_env"]:
+            hooks.append(Webhook(h["kind"], url_env=str(h["url_env"])))
+        else:
+            ref = str(h[given[0]])
+            region = str(h["region"]) if given == ["secret_name"] else None
+            hooks.append(Webhook(h["kind"], SecretRef(ref, region)))
+    return hooks
+
+
+def _addresses(env: Mapping[str, str], name: str, pattern: re.Pattern[str], what: str,
+               problems: list[str]) -> list[str]:
+    if not env.get(name):
+        return []
+    raw = _json(env, name, problems)
+    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+        if raw is not None:
+            problems.append(f"{name}: must be a JSON list of strings")
+        return []
+    bad = [v for v in raw if not pattern.match(v)]
+    if bad:
+        problems.append(f"{name}: {', '.join(map(repr, bad))} not {what}")
+        return []
+    return list(raw)
+
+
 def load(env: Mapping[str, str] | None = None, registry: Registry = REGISTRY) -> MonitorConfig:
     """Read and check the whole contract; raises ``ConfigError`` listing every problem.
 
@@ -182,9 +305,7 @@ def load(env: Mapping[str, str] | None = None, registry: Registry = REGISTRY) ->
     """
     env = os.environ if env is None else env
     problems: list[str] = []
-    required = ("STANDBY_TOPOLOGY", "STANDBY_LAYER", "STANDBY_REGION", "STANDBY_STATE_TABLE",
-                "STANDBY_STATE_REGION")
-    for name in required:
+    for name in ("STANDBY_TOPOLOGY", "STANDBY_LAYER", "STANDBY_REGION"):
         if not env.get(name):
             problems.append(f"{name}: missing")
     layer = env.get("STANDBY_LAYER", "")
@@ -197,25 +318,18 @@ def load(env: Mapping[str, str] | None = None, registry: Registry = REGISTRY) ->
                       problems)
     switch = _entries(_json(env, "STANDBY_SWITCH", problems), "STANDBY_SWITCH", switch_kinds,
                       problems, check=_lag_guard(registry))
-    hooks: list[Webhook] = []
-    raw_hooks = _json(env, "STANDBY_WEBHOOKS", []) if env.get("STANDBY_WEBHOOKS") else []
-    if not isinstance(raw_hooks, list):
-        problems.append("STANDBY_WEBHOOKS: must be a JSON list")
-        raw_hooks = []
-    for i, h in enumerate(raw_hooks):
-        if not isinstance(h, dict) or h.get("kind") not in WEBHOOK_KINDS:
-            problems.append(f"STANDBY_WEBHOOKS[{i}].kind: allowed: {', '.join(WEBHOOK_KINDS)}")
-        elif not (h.get("secret_arn") or h.get("url_env")):
-            problems.append(f"STANDBY_WEBHOOKS[{i}]: needs secret_arn or url_env")
-        else:
-            hooks.append(Webhook(h["kind"], h.get("secret_arn"), h.get("url_env")))
+    state = _state(env, registry, problems)
+    hooks = _webhooks(env, problems)
+    emails = _addresses(env, "STANDBY_ALERT_EMAILS", EMAIL, "an email address", problems)
+    sms = _addresses(env, "STANDBY_ALERT_SMS", PHONE, "an E.164 number (+8613800000000)",
+                     problems)
     loop_s = env_number(env, "STANDBY_LOOP_S", 0.0, 0, 900, problems)
-    if problems:
+    if problems or state is None:
         raise ConfigError(problems)
     return MonitorConfig(
         topology=env["STANDBY_TOPOLOGY"], layer=layer, region=env["STANDBY_REGION"],
-        settings=settings, probes=probes, switch=switch,
-        state_table=env["STANDBY_STATE_TABLE"], state_region=env["STANDBY_STATE_REGION"],
+        settings=settings, probes=probes, switch=switch, state=state,
         alert_topic=env.get("STANDBY_ALERT_TOPIC") or None, webhooks=hooks, loop_s=loop_s,
-        metric_namespace=env.get("STANDBY_METRIC_NAMESPACE", "Standby"),
+        metric_namespace=env.get("STANDBY_METRIC_NAMESPACE", "Standby"), emails=emails,
+        sms=sms,
     )

@@ -13,6 +13,10 @@ The core (configuration checks, verdicts) decides by what a kind *is*, never by 
   - ``entry``: the public entry path (the gateway's health URL). It decides only where the
     layer switches the entry path itself (DNS); elsewhere it is reported.
 
+* a state store kind names the variable that references the store (``STANDBY_STATE_TABLE``
+  for a DynamoDB table, ``STANDBY_STATE_DSN_SECRET`` for a SQL store's DSN secret); the
+  monitor's configuration names the store by kind and reference, the adapter opens it.
+
 * a switch kind names the keys its target needs, optionally the **component** it switches
   (``database``), and whether it has a **lag guard**: its target carries ``max_lag_s`` and
   the side it would make active must be replicating with a known lag within it.
@@ -61,13 +65,33 @@ class SwitchKind:
     """The target's ``max_lag_s`` bounds the replication lag of the side made active."""
 
 
-K = TypeVar("K", ProbeKind, SwitchKind)
+@dataclass(frozen=True)
+class StateStoreKind:
+    """A state, lease and pointer store an adapter can open. ``ref_env`` is the variable
+    naming the store (a table, the secret holding a DSN); ``option_envs`` are optional
+    variables the adapter reads with it. The core only checks that they are there: what the
+    reference means is the adapter's business."""
+
+    name: str
+    ref_env: str
+    option_envs: tuple[str, ...] = ()
 
 
-def _check(kind: ProbeKind | SwitchKind) -> None:
+K = TypeVar("K", ProbeKind, SwitchKind, StateStoreKind)
+
+
+_ENV = re.compile(r"^STANDBY_[A-Z0-9_]{1,60}$")
+
+
+def _check(kind: ProbeKind | SwitchKind | StateStoreKind) -> None:
     what = f"{type(kind).__name__} {kind.name!r}"
     if not isinstance(kind.name, str) or not _NAME.match(kind.name):
         raise ValueError(f"{what}: the name must match {_NAME.pattern}")
+    if isinstance(kind, StateStoreKind):
+        for env in (kind.ref_env, *kind.option_envs):
+            if not isinstance(env, str) or not _ENV.match(env):
+                raise ValueError(f"{what}: variable {env!r} must match {_ENV.pattern}")
+        return
     if "scope" not in kind.required:
         raise ValueError(f"{what}: required keys must include 'scope' (every target has one)")
     if isinstance(kind, ProbeKind) and kind.role not in ROLES:
@@ -87,12 +111,16 @@ class Registry:
         self._lock = threading.Lock()
         self._probes: dict[str, ProbeKind] = {}
         self._switches: dict[str, SwitchKind] = {}
+        self._stores: dict[str, StateStoreKind] = {}
 
     def add_probe(self, kind: ProbeKind) -> ProbeKind:
         return self._add(self._probes, kind)
 
     def add_switch(self, kind: SwitchKind) -> SwitchKind:
         return self._add(self._switches, kind)
+
+    def add_state_store(self, kind: StateStoreKind) -> StateStoreKind:
+        return self._add(self._stores, kind)
 
     def _add(self, table: dict[str, K], kind: K) -> K:
         _check(kind)
@@ -124,6 +152,10 @@ class Registry:
         with self._lock:
             return dict(self._switches)
 
+    def state_stores(self) -> dict[str, StateStoreKind]:
+        with self._lock:
+            return dict(self._stores)
+
 
 def allowed(table: dict[str, K]) -> str:
     if not table:
@@ -136,3 +168,4 @@ REGISTRY = Registry()
 
 register_probe = REGISTRY.add_probe
 register_switch = REGISTRY.add_switch
+register_state_store = REGISTRY.add_state_store

@@ -19,8 +19,9 @@ what the invocation has left (minus a margin to answer). Idempotency keys expire
 ``STANDBY_IDEMPOTENCY_TTL_S``. An unexpected exception answers ``Internal`` (never a crash
 the client would take for an unavailable wrapper).
 
-The AWS handler is ``components.runtime.aws.wrapper.handler``. Environment (set by
-``WrapperLayer``):
+The handlers are ``components.runtime.aws.wrapper.handler`` and
+``components.runtime.tencent.wrapper.handler``; both read the cloud-neutral variables with
+``load_common``. The AWS environment (set by ``WrapperLayer``):
 ``STANDBY_TOPOLOGY``, ``STANDBY_SIDE``, ``STANDBY_REGION``, ``STANDBY_POINTER_TABLE``,
 ``STANDBY_POINTER_CACHE_S``, ``STANDBY_POINTER_MAX_STALE_S``, ``STANDBY_STATEMENT_TIMEOUT_S``,
 ``STANDBY_IDEMPOTENCY_TTL_S``, ``STANDBY_DB_ENGINE``, ``STANDBY_DATA_REGIONS`` and, by engine,
@@ -62,11 +63,14 @@ class WrapperConfig:
     side: str
     region: str
     pointer_table: str
+    """The AWS pointer table; empty where the adapter keeps the pointer elsewhere."""
     pointer_cache_s: float
     engine: str
     data_regions: list[str]
     db_table: str | None = None
-    db_endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    db_endpoints: Mapping[str, Endpoint] = field(default_factory=dict)
+    """By data region; an adapter may resolve an address on first use (a lookup that fails
+    raises ``DataError``)."""
     db_secret_arn: str | None = None
     buckets: dict[str, str] = field(default_factory=dict)
     timeout_s: float = 3.0
@@ -75,12 +79,13 @@ class WrapperConfig:
     idempotency_ttl_s: float = IDEMPOTENCY_TTL_S
 
 
-def load_config(env: Mapping[str, str] | None = None) -> WrapperConfig:
-    """Read and check the wrapper's environment; ``ConfigError`` lists every problem."""
-    env = os.environ if env is None else env
-    problems: list[str] = []
-    for name in ("STANDBY_TOPOLOGY", "STANDBY_SIDE", "STANDBY_REGION", "STANDBY_POINTER_TABLE",
-                 "STANDBY_DB_ENGINE", "STANDBY_DATA_REGIONS"):
+def load_common(env: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
+    """The cloud-neutral part of the wrapper's environment, as ``WrapperConfig`` keywords
+    (every problem is added to ``problems``). Where the pointer lives and how the database
+    is reached are the adapter's: ``load_config`` reads the AWS variables, other adapters
+    their own."""
+    for name in ("STANDBY_TOPOLOGY", "STANDBY_SIDE", "STANDBY_REGION", "STANDBY_DB_ENGINE",
+                 "STANDBY_DATA_REGIONS"):
         if not env.get(name):
             problems.append(f"{name}: missing")
     if env.get("STANDBY_SIDE") not in (None, "", "primary", "standby"):
@@ -98,26 +103,45 @@ def load_config(env: Mapping[str, str] | None = None) -> WrapperConfig:
                                 300, problems)
     idem_ttl_s = env_number(env, "STANDBY_IDEMPOTENCY_TTL_S", IDEMPOTENCY_TTL_S, 60,
                             30 * 86400, problems)
+    regions = _js(env, "STANDBY_DATA_REGIONS", list, problems) or []
+    buckets = _js(env, "STANDBY_BUCKETS", dict, problems) or {}
+    return {
+        "topology": env.get("STANDBY_TOPOLOGY", ""), "side": env.get("STANDBY_SIDE", ""),
+        "region": env.get("STANDBY_REGION", ""), "pointer_cache_s": cache_s, "engine": engine,
+        "data_regions": [str(r) for r in regions],
+        "buckets": {str(k): str(v) for k, v in buckets.items()},
+        "pointer_max_stale_s": max_stale_s, "statement_timeout_s": stmt_timeout_s,
+        "idempotency_ttl_s": idem_ttl_s,
+    }
 
-    def js(name: str, kind: type) -> Any:
-        raw = env.get(name)
-        if raw is None:
-            return None
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{name}: not valid JSON ({exc.msg})")
-            return None
-        if not isinstance(value, kind):
-            problems.append(f"{name}: must be a JSON {kind.__name__}")
-            return None
-        return value
 
-    regions = js("STANDBY_DATA_REGIONS", list) or []
-    buckets = js("STANDBY_BUCKETS", dict) or {}
+def _js(env: Mapping[str, str], name: str, kind: type, problems: list[str]) -> Any:
+    raw = env.get(name)
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        problems.append(f"{name}: not valid JSON ({exc.msg})")
+        return None
+    if not isinstance(value, kind):
+        problems.append(f"{name}: must be a JSON {kind.__name__}")
+        return None
+    return value
+
+
+def load_config(env: Mapping[str, str] | None = None) -> WrapperConfig:
+    """Read and check the wrapper's environment as the AWS deploy sets it; ``ConfigError``
+    lists every problem."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    common = load_common(env, problems)
+    engine = common["engine"]
+    if not env.get("STANDBY_POINTER_TABLE"):
+        problems.append("STANDBY_POINTER_TABLE: missing")
     endpoints: dict[str, Endpoint] = {}
     if engine in ENGINES:
-        raw_eps = js("STANDBY_DB_ENDPOINTS", dict)
+        raw_eps = _js(env, "STANDBY_DB_ENDPOINTS", dict, problems)
         if raw_eps is None and "STANDBY_DB_ENDPOINTS" not in env:
             problems.append("STANDBY_DB_ENDPOINTS: missing (a SQL engine needs the endpoints)")
         if not env.get("STANDBY_DB_SECRET_ARN"):
@@ -134,13 +158,9 @@ def load_config(env: Mapping[str, str] | None = None) -> WrapperConfig:
     if problems:
         raise ConfigError(problems)
     return WrapperConfig(
-        topology=env["STANDBY_TOPOLOGY"], side=env["STANDBY_SIDE"], region=env["STANDBY_REGION"],
-        pointer_table=env["STANDBY_POINTER_TABLE"], pointer_cache_s=cache_s, engine=engine,
-        data_regions=[str(r) for r in regions], db_table=env.get("STANDBY_DB_TABLE"),
-        db_endpoints=endpoints, db_secret_arn=env.get("STANDBY_DB_SECRET_ARN"),
-        buckets={str(k): str(v) for k, v in buckets.items()},
-        pointer_max_stale_s=max_stale_s, statement_timeout_s=stmt_timeout_s,
-        idempotency_ttl_s=idem_ttl_s,
+        **common, pointer_table=env["STANDBY_POINTER_TABLE"],
+        db_table=env.get("STANDBY_DB_TABLE"), db_endpoints=endpoints,
+        db_secret_arn=env.get("STANDBY_DB_SECRET_ARN"),
     )
 
 

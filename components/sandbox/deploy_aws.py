@@ -70,6 +70,9 @@ def _table(d: Deployment, r: Registration, i: dict[str, Any], region: str) -> st
     # moto ignores global-table replicas: the same table is created in every replica
     # region instead (nothing replicates between them; see "How this sandbox differs").
     regions = [region] + [str(x["regionName"]) for x in i.get("replicas") or []]
+    pitr = {region: bool((i.get("pointInTimeRecovery") or {}).get("enabled"))}
+    pitr.update({str(x["regionName"]): bool(x.get("pointInTimeRecovery"))
+                 for x in i.get("replicas") or []})
     for reg in regions:
         ddb = d.client("dynamodb", reg)
         out = ddb.create_table(**args)["TableDescription"]
@@ -77,6 +80,9 @@ def _table(d: Deployment, r: Registration, i: dict[str, Any], region: str) -> st
         if ttl.get("enabled"):
             ddb.update_time_to_live(TableName=i["name"], TimeToLiveSpecification={
                 "Enabled": True, "AttributeName": ttl["attributeName"]})
+        if pitr.get(reg):
+            ddb.update_continuous_backups(TableName=i["name"], PointInTimeRecoverySpecification={
+                "PointInTimeRecoveryEnabled": True})
         if reg == region and out.get("LatestStreamArn"):
             d.map(str(r.outputs.get("streamArn", "")), out["LatestStreamArn"])
     return str(i["name"]) + (f" (+{', '.join(regions[1:])})" if regions[1:] else "")

@@ -29,6 +29,7 @@ The control plane (``RdsController``, a thread) applies what RDS would do to the
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import re
@@ -335,18 +336,29 @@ class RdsController:
 
 
 def rds_world(d: Deployment) -> RdsWorld:
-    """The deployment's RDS world (created on the first instance; closed with it)."""
-    for s in d.services:
-        if isinstance(s, RdsWorld):
-            return s
+    """The deployment's RDS world, for the drill: ``kill``, ``rebuild``, ``endpoint``,
+    ``connect``. Raises ``LookupError`` when the stack deployed no RDS instance."""
+    for x in d.services:
+        if isinstance(x, RdsWorld):
+            return x
+    raise LookupError(f"stack {d.stack or '(unnamed)'} deployed no RDS instance")
+
+
+def _world(d: Deployment) -> RdsWorld:
+    """The deployment's RDS world, created on the first instance and closed with the
+    deployment (``Deployment.close``, or at interpreter exit at the latest: the servers
+    run in their own sessions and would outlive this process)."""
+    with contextlib.suppress(LookupError):
+        return rds_world(d)
     world = RdsWorld(d)
     d.services.append(world)
+    atexit.register(world.close)
     return world
 
 
 @handles("aws:rds/instance:Instance")
 def _db_instance(d: Deployment, r: Registration, i: dict[str, Any], region: str) -> str:
-    world = rds_world(d)
+    world = _world(d)
     if i.get("replicateSourceDb"):
         inst = world.create_replica(r, i, region)
         return f"{inst.identifier} (replica of {inst.source}) -> {LOCALHOST}:{inst.port}"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from components.sandbox.tencent_stub import Action, ApiError, P, Request
+from components.sandbox.tencent_stub_alerts import Alerts, alert_actions
 
 if TYPE_CHECKING:
     from components.sandbox.tencent_stub import TencentStub
@@ -58,6 +59,9 @@ class Instance:
     master: str | None = None
     read_only: int = 0
     lag_bytes: int = 0
+    vip: str = ""
+    vport: int = 3306
+    """The private address DescribeDBInstances reports (``Vip``/``Vport``)."""
 
 
 @dataclass
@@ -82,6 +86,8 @@ class Services:
     """(region, secret name, version id) -> SecretString."""
     async_polls: int = 1
     """How many DescribeAsyncRequestInfo polls a DR switch stays RUNNING."""
+    alerts: Alerts = field(default_factory=Alerts)
+    """SES senders and templates, SMS apps, templates and signs; what was sent."""
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -104,8 +110,10 @@ class Services:
                    protocol: str = "HTTP") -> None:
         self.domains[(region, domain)] = CustomDomain(region, domain, protocol, endpoints)
 
-    def add_instance(self, instance_id: str, region: str, master: str | None = None) -> None:
-        self.instances[instance_id] = Instance(instance_id, region, 2 if master else 1, master)
+    def add_instance(self, instance_id: str, region: str, master: str | None = None,
+                     vip: str = "", vport: int = 3306) -> None:
+        self.instances[instance_id] = Instance(instance_id, region, 2 if master else 1, master,
+                                               vip=vip, vport=vport)
 
     def add_secret(self, region: str, name: str, value: str, version: str = "v1") -> None:
         self.secrets[(region, name, version)] = value
@@ -250,7 +258,8 @@ class Services:
 
     def _info(self, i: Instance) -> dict[str, Any]:
         out: dict[str, Any] = {"InstanceId": i.instance_id, "InstanceType": i.type,
-                               "Region": i.region, "Status": 1, "TaskStatus": 0}
+                               "Region": i.region, "Status": 1, "TaskStatus": 0,
+                               "Vip": i.vip, "Vport": i.vport}
         if i.type == 2 and i.master:
             m = self.instances[i.master]
             out["MasterInfo"] = {"InstanceId": m.instance_id, "Region": m.region,
@@ -263,7 +272,8 @@ class Services:
 
     def describe_db_instances(self, req: Request) -> dict[str, Any]:
         """CDB DescribeDBInstances, API 2017-03-20 (doc page "DescribeDBInstances"):
-        InstanceIds filters; InstanceType 1 master, 2 DR; MasterInfo on a DR, DrInfo on a master."""
+        InstanceIds filters; InstanceType 1 master, 2 DR; MasterInfo on a DR, DrInfo on a
+        master; Vip/Vport the private address."""
         ids = req.params.get("InstanceIds")
         with self.lock:
             items = [self._info(i) for i in self.instances.values()
@@ -336,10 +346,16 @@ class Services:
             return (f"qcs::ssm:{req.region}:uin/{req.uin}:secret/creatorUin/{req.uin}/"
                     f"{req.params['SecretName']}")
 
+        def one_instance(req: Request) -> str:
+            ids = req.params.get("InstanceIds") or []
+            rest = ids[0] if len(ids) == 1 else "*"
+            return f"qcs::cdb:{req.region}:uin/{req.uin}:instanceId/{rest}"
+
         s, i, a, o = "String", "Integer", "Array", "Object"
         endpoint = {"Namespace": P(s), "FunctionName": P(s, True), "Qualifier": P(s),
                     "PathMatch": P(s, True), "PathRewrite": P(a)}
         return [
+            *alert_actions(self.alerts, self.lock),
             Action("ssm", SSM, "GetSecretValue",
                    {"SecretName": P(s, True), "VersionId": P(s, True)},
                    self.get_secret_value, secret_res),
@@ -373,8 +389,9 @@ class Services:
             Action("cdb", CDB, "DescribeDBInstances",
                    {"InstanceIds": P(a), "InstanceTypes": P(a), "WithDr": P(i),
                     "WithMaster": P(i), "WithRo": P(i), "Offset": P(i), "Limit": P(i)},
-                   self.describe_db_instances,
-                   lambda req: f"qcs::cdb:{req.region}:uin/{req.uin}:instanceId/*"),
+                   # CAM authorises a look-up of one instance on that instance (the
+                   # run time always names exactly one); a listing needs instanceId/*.
+                   self.describe_db_instances, one_instance),
             Action("cdb", CDB, "ModifyDBInstanceReadOnlyStatus",
                    {"InstanceId": P(s, True), "ReadOnly": P(i, True, (0, 1))},
                    self.modify_read_only, res("cdb", "instanceId", "InstanceId")),

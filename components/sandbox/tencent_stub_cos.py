@@ -52,6 +52,9 @@ class CosStub:
     stub: TencentStub
     buckets: dict[tuple[str, str], dict[str, bytes]] = field(default_factory=dict)
     """(region, bucket) -> objects."""
+    headers: dict[tuple[str, str, str], dict[str, str]] = field(default_factory=dict)
+    """(region, bucket, key) -> what PutObject stored with the object and GET/HEAD return:
+    ``Content-Type`` and the ``x-cos-meta-*`` user metadata (doc "PUT Object", 436/7749)."""
 
     def __post_init__(self) -> None:
         self._server: ThreadingHTTPServer | None = None
@@ -93,8 +96,10 @@ class CosStub:
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(min(length, 8 << 20))
         status, out, ctype = 200, b"", "application/octet-stream"
+        extra: dict[str, str] = {}
         try:
-            out = self.handle(h.command, h.path, dict(h.headers.items()), body)
+            out, extra = self.handle(h.command, h.path, dict(h.headers.items()), body)
+            ctype = extra.pop("Content-Type", ctype)
         except CosError as exc:
             with self._lock:
                 self.stub.refused[f"cos:{exc.code}"] += 1
@@ -109,13 +114,16 @@ class CosStub:
             self.stub.checked += 1
         h.send_response(status)
         h.send_header("Content-Type", ctype)
+        for name, value in extra.items():
+            h.send_header(name, value)
         h.send_header("Content-Length", str(len(out)))
         h.end_headers()
         if h.command != "HEAD":
             h.wfile.write(out)
 
     def handle(self, method: str, raw_path: str, headers: Mapping[str, str],
-               body: bytes) -> bytes:
+               body: bytes) -> tuple[bytes, dict[str, str]]:
+        """The answer's body and headers, or ``CosError``."""
         hd = {k.lower(): v for k, v in headers.items()}
         m = _HOST.match(hd.get("host", ""))
         if not m:
@@ -168,7 +176,7 @@ class CosStub:
         bucket, region, appid = m["bucket"], m["region"], m["appid"]
         obj = path.lstrip("/")
         action = {"HEAD": "HeadBucket" if not obj else "HeadObject", "PUT": "PutObject",
-                  "GET": "GetObject"}[method]
+                  "GET": "GetObject" if obj else "GetBucket"}[method]
         resource = f"qcs::cos:{region}:uid/{appid}:{bucket}/{obj}"
         if not allowed(key.policy, f"name/cos:{action}", resource):
             raise CosError(403, "AccessDenied", f"{auth['q-ak']} may not name/cos:{action} "
@@ -180,9 +188,42 @@ class CosStub:
                 raise CosError(404, "NoSuchBucket", f"bucket {bucket} not in {region}")
             if method == "PUT":
                 objects[obj] = body
-                return b""
+                stored = {k: v for k, v in hd.items() if k.startswith("x-cos-meta-")}
+                stored["Content-Type"] = hd.get("content-type", "application/octet-stream")
+                self.headers[(region, bucket, obj)] = stored
+                return b"", {"ETag": _etag(body)}
             if not obj:
-                return b""
+                if method == "GET":
+                    return self._list(bucket, objects, query), {"Content-Type":
+                                                                "application/xml"}
+                return b"", {}
             if obj not in objects:
                 raise CosError(404, "NoSuchKey", f"{obj} not in {bucket}")
-            return objects[obj]
+            return objects[obj], {**self.headers.get((region, bucket, obj), {}),
+                                  "ETag": _etag(objects[obj])}
+
+    @staticmethod
+    def _list(bucket: str, objects: Mapping[str, bytes], query: Mapping[str, str]) -> bytes:
+        """GET Bucket (doc "GET Bucket (List Objects)", 436/7734): ``prefix`` and
+        ``max-keys`` (1..1000), keys in UTF-8 binary order."""
+        try:
+            limit = int(query.get("max-keys", "1000"))
+        except ValueError:
+            raise CosError(400, "InvalidArgument", "max-keys must be an integer") from None
+        if not 1 <= limit <= 1000:
+            raise CosError(400, "InvalidArgument", f"max-keys {limit}: allowed 1..1000")
+        prefix = query.get("prefix", "")
+        keys = sorted(k for k in objects if k.startswith(prefix))
+        items = "".join(f"<Contents><Key>{escape(k)}</Key><Size>{len(objects[k])}</Size>"
+                        f"<ETag>{_etag(objects[k])}</ETag>"
+                        "<LastModified>2026-01-01T00:00:00.000Z</LastModified></Contents>"
+                        for k in keys[:limit])
+        return (f"<?xml version='1.0' encoding='utf-8' ?><ListBucketResult>"
+                f"<Name>{bucket}</Name><Prefix>{escape(prefix)}</Prefix><Marker></Marker>"
+                f"<MaxKeys>{limit}</MaxKeys>"
+                f"<IsTruncated>{'true' if len(keys) > limit else 'false'}</IsTruncated>"
+                f"{items}</ListBucketResult>").encode()
+
+
+def _etag(body: bytes) -> str:
+    return f'"{hashlib.md5(body).hexdigest()}"'

@@ -20,6 +20,7 @@ from tencentcloud_iac_pulumi import Provider, ccn, ssm
 from components.spec import TopologySpec
 from components.tencent._common import CamPolicyBuilder, qcs, type_token
 from components.tencent.cdb import Cdb, cdb_instance, dsn_secret
+from components.tencent.naming import state_dsn_secret
 
 STATE_DATABASE = "standby_state"
 STATE_VOLUME_GB = 25
@@ -49,7 +50,7 @@ class ControlPlane(pulumi.ComponentResource):
             network=spec.database.network[region], provider=providers[region], parent=self,
             tags=tags,
         )
-        self.state_dsn_secret = f"{spec.name}-standby-state-dsn"
+        self.state_dsn_secret = state_dsn_secret(spec.name)
         dsn_secret(
             f"{name}-state", secret_name=self.state_dsn_secret,
             host=self.state.instance.intranet_ip, port=self.state.instance.intranet_port,
@@ -101,13 +102,26 @@ class ControlPlane(pulumi.ComponentResource):
         }
 
     def alert_env(self, region: str) -> dict[str, pulumi.Input[str]]:
-        alerting = self.spec.alerting
-        return {
+        """The recipients, each channel's sender (``components.runtime.tencent.alerts``)
+        and the webhooks' SSM secrets in ``region``."""
+        alerting, account = self.spec.alerting, self.spec.tencent
+        assert account is not None
+        env: dict[str, pulumi.Input[str]] = {
             "STANDBY_ALERT_EMAILS": json.dumps(alerting.emails),
             "STANDBY_ALERT_SMS": json.dumps(alerting.sms),
             "STANDBY_WEBHOOKS": json.dumps([{"kind": k, "secret_name": n, "region": region}
                                             for k, n in self.webhook_secrets[region]]),
         }
+        if alerting.emails and account.ses is not None:
+            env["STANDBY_ALERT_SES"] = json.dumps(
+                {"from": account.ses.from_address, "template_id": account.ses.template_id,
+                 "region": account.ses.region}, sort_keys=True)
+        if alerting.sms and account.sms is not None:
+            env["STANDBY_ALERT_SMS_SENDER"] = json.dumps(
+                {"sdk_app_id": account.sms.sdk_app_id, "template_id": account.sms.template_id,
+                 "sign_name": account.sms.sign_name, "region": account.sms.region},
+                sort_keys=True, ensure_ascii=False)
+        return env
 
     def secret_resource(self, region: str, secret_name: pulumi.Input[str]) -> pulumi.Output[str]:
         """SSM secret as a CAM resource (SSM "Resource-level permissions")."""

@@ -20,6 +20,7 @@ from components.tencent._common import (
     CamPolicyBuilder,
     ScfParts,
     bucket_objects,
+    bucket_resource,
     logic_code,
     qcs,
     runtime_code,
@@ -75,12 +76,17 @@ class WrapperLayer(pulumi.ComponentResource):
                               "cos:HeadObject"],
                              [bucket_objects(r, spec.tencent.app_id, n)
                               for r, n in data.bucket_names.items()])
+                # object.list is GET Bucket, authorised on the bucket itself.
+                policy.allow(["cos:GetBucket"],
+                             [bucket_resource(r, spec.tencent.app_id, n)
+                              for r, n in data.bucket_names.items()])
             env: dict[str, pulumi.Input[str]] = {
                 "STANDBY_TOPOLOGY": spec.name,
                 "STANDBY_SIDE": side,
                 "STANDBY_REGION": region,
                 "STANDBY_POINTER_CACHE_S": str(wrapper.pointer_cache_s),
                 "STANDBY_DB_ENGINE": spec.db_engine,
+                "STANDBY_DATA_REGIONS": json.dumps([data.primary_region, data.standby_region]),
                 **control.state_env(),
                 "STANDBY_DB_SECRET": data.db_secret_name if data.db is not None else "",
                 "STANDBY_BUCKETS": json.dumps(data.bucket_names, sort_keys=True),

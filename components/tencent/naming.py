@@ -20,3 +20,9 @@ def scf_name(*parts: str) -> str:
                          f"character SCF refuses; allowed: {SCF_NAME_MAX} letters, digits, '-' "
                          "or '_'. Shorten the topology `name`.")
     return name
+
+
+def state_dsn_secret(topology: str) -> str:
+    """The SSM secret (in the control region) holding the state store's DSN; the monitors,
+    the wrappers and ``standby status`` find the store through it."""
+    return f"{topology}-standby-state-dsn"

@@ -4,7 +4,7 @@ Only wiring: what each monitor probes and may switch is computed here from the l
 outputs and handed to ``LayerMonitor`` as data, so tests read the wiring back from the
 registered resources. Switch and probe kinds are the ones the Tencent run time registers:
 ``dnspod_record_status``, ``scf_custom_domain``, ``tencent_pointer``,
-``tencent_pointer_all``, ``cdb_dr_switch``; probes ``http``, ``scf_invoke``, ``sql``,
+``tencent_pointer_all``, ``cdb_dr_switch``; probes ``http``, ``scf_invoke``, ``cdb_sql``,
 ``cos_bucket``.
 """
 
@@ -185,8 +185,8 @@ class TencentTopology:
             if data.dr is not None:
                 instances.append((data.standby_region, data.dr.id))
             for r, iid in instances:
-                probes.append({"scope": "data", "kind": "sql", "engine": "mysql", "region": r,
-                               "side": data.side(r), "instance_id": iid,
+                probes.append({"scope": "data", "kind": "cdb_sql", "engine": "mysql",
+                               "region": r, "side": data.side(r), "instance_id": iid,
                                "database": spec.database.name,
                                "secret_name": data.db_secret_name, "secret_region": region})
             policy.allow(["cdb:DescribeDBInstances"],
@@ -194,6 +194,7 @@ class TencentTopology:
             if data.dr is not None:
                 switch.append({
                     "scope": "data", "kind": "cdb_dr_switch", "region": data.standby_region,
+                    "primary_region": data.primary_region,
                     "instance_ids": {"primary": data.db.instance.id, "standby": data.dr.id},
                     "max_lag_s": spec.database.max_lag_s,
                 })

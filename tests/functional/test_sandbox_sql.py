@@ -20,7 +20,7 @@ from components.program import main as program
 from components.runtime.aws import ops
 from components.runtime.aws.clients import Clients
 from components.sandbox.__main__ import main
-from components.sandbox.deploy import NO_API, Deployment, Function, deploy_run
+from components.sandbox.deploy import NO_API, Deployment, Function, deploy_run, policy_for_moto
 from components.sandbox.deploy_model import RevealingMocks, plan_id
 from components.sandbox.deploy_rds import (
     RdsWorld,
@@ -200,6 +200,20 @@ def test_cross_region_replica_gets_the_subnet_group_of_its_own_region(sandbox: A
     assert replica["ReadReplicaSourceDBInstanceIdentifier"] == describe(
         d, R1, PRIMARY_ID)["DBInstanceArn"]
     assert replica["Endpoint"]["Port"] == rds_world(d).endpoint(R2)[1]
+
+
+def test_moto_grants_transact_write_items_where_the_plan_grants_condition_check_item() -> None:
+    # Before: moto checks `dynamodb:TransactWriteItems`, an action IAM does not have, so
+    # every role's switch intent (a transaction) was refused with 403 in the sandbox.
+    doc = policy_for_moto({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": ["dynamodb:ConditionCheckItem", "dynamodb:PutItem"],
+        "Resource": "arn:aws:dynamodb:us-west-2:123456789012:table/t"}]})
+    actions = {a for st in doc["Statement"] for a in st["Action"]}
+    assert "dynamodb:TransactWriteItems" in actions
+    only_put = policy_for_moto({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": "*"}]})
+    assert "dynamodb:TransactWriteItems" not in {a for st in only_put["Statement"]
+                                                 for a in st["Action"]}
 
 
 # -- functions --------------------------------------------------------------------------------

@@ -164,3 +164,34 @@ def test_cron_grammar() -> None:
     assert cron_problem("*/10 * * * * * *") is None
     assert cron_problem("0 */2 * * * * *") is None
     assert "field(s) ['x']" in str(cron_problem("x * * * * * *"))
+
+
+def _monitor_policy(resources: list[Res], layer: str) -> int:
+    return next(i for i, r in enumerate(resources)
+                if r.type == "tencentcloud:Cam/policy:Policy" and f"monitor-{layer}" in r.name)
+
+
+def test_monitor_that_may_not_send_email_is_reported() -> None:
+    """tencent-dev mails its on-call address: a monitor whose CAM policy lost
+    ses:SendEmail could never deliver, and the pack says so."""
+    resources = list(_resources("tencent-dev"))
+    i = _monitor_policy(resources, "data")
+    props = json.loads(json.dumps(dict(resources[i].props)))
+    _drop_action("ses:SendEmail")(props)
+    resources[i] = dataclasses.replace(resources[i], props=props)
+    found = check_all(resources)
+    assert {n for n, _ in found} == {"tencent-monitor-alerts-allowed"}, found
+    assert any("may not ses:SendEmail" in v.message and "STANDBY_ALERT_EMAILS" in v.message
+               for _, v in found)
+
+
+def test_monitor_with_recipients_but_no_ses_sender_is_reported() -> None:
+    resources = list(_resources("tencent-dev"))
+    i = next(i for i, r in enumerate(resources)
+             if r.type == "tencentcloud:Scf/function:Function" and "monitor-dns" in r.name)
+    props = json.loads(json.dumps(dict(resources[i].props)))
+    del props["environment"]["STANDBY_ALERT_SES"]
+    resources[i] = dataclasses.replace(resources[i], props=props)
+    found = check_all(resources)
+    assert [n for n, _ in found] == ["tencent-monitor-alerts-allowed"], found
+    assert "STANDBY_ALERT_SES (the approved sender) is missing" in found[0][1].message

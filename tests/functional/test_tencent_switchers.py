@@ -17,7 +17,7 @@ from components.runtime.sql_state import SqlStateStore, mysql_connect
 from components.runtime.tencent.client import TencentApi, TencentApiError
 from components.runtime.tencent.db_switchers import CdbDrSwitcher
 from components.runtime.tencent.probes import cos_bucket_probe, scf_invoke_probe
-from components.runtime.tencent.state import state_store
+from components.runtime.tencent.state import state_ref, state_store
 from components.runtime.tencent.switchers import (
     DnspodRecordStatusSwitcher,
     PointerSwitcher,
@@ -329,19 +329,19 @@ def test_state_store_comes_from_the_dsn_secret_the_deploy_writes(
     stub.services.add_secret(S, "shop-standby-state-dsn", json.dumps(dsn))
     env = {"STANDBY_STATE_STORE": "mysql", "STANDBY_STATE_DSN_SECRET": "shop-standby-state-dsn",
            "STANDBY_STATE_REGION": S}
-    store = state_store(api(stub), env)
+    store = state_store(api(stub), state_ref(env))
     lease = store.acquire("logic", "ap-guangzhou#inv-1", 100, 30)
     assert lease is not None and lease.token == 1
     # The role may read only its own secret in the control region: CAM refuses the rest.
     with pytest.raises(ConfigError, match=r"AuthFailure\.UnauthorizedOperation"):
-        state_store(api(stub), {**env, "STANDBY_STATE_REGION": P})
+        state_store(api(stub), state_ref({**env, "STANDBY_STATE_REGION": P}))
     with pytest.raises(ConfigError, match=r"ResourceNotFound\.VersionNotExist"):
-        state_store(api(stub), {**env, "STANDBY_STATE_DSN_VERSION": "v2"})
+        state_store(api(stub), state_ref({**env, "STANDBY_STATE_DSN_VERSION": "v2"}))
     stub.services.add_secret(S, "shop-standby-state-dsn", json.dumps({"host": "h"}), "v3")
     with pytest.raises(ConfigError, match="missing port, user, password, database"):
-        state_store(api(stub), {**env, "STANDBY_STATE_DSN_VERSION": "v3"})
+        state_store(api(stub), state_ref({**env, "STANDBY_STATE_DSN_VERSION": "v3"}))
     with pytest.raises(ConfigError) as exc:
-        state_store(api(stub), {"STANDBY_STATE_STORE": "dynamodb"})
+        state_ref({"STANDBY_STATE_STORE": "dynamodb"})
     assert exc.value.problems == [
         "STANDBY_STATE_STORE: 'dynamodb'; allowed on Tencent: mysql",
         "STANDBY_STATE_DSN_SECRET: missing", "STANDBY_STATE_REGION: missing"]
@@ -391,12 +391,12 @@ def test_two_tencent_vantages_switch_the_route_and_pointer_exactly_once(
                 "recovery_threshold": 2, "cooldown_s": 0, "failback": "manual", "quorum": 2}
     monitors = []
     for region in (P, S):
-        # config.load still requires STANDBY_STATE_TABLE (an AWS name); the Tencent store
-        # is found through STANDBY_STATE_DSN_SECRET instead (see the report to the lead).
         cfg = load({"STANDBY_TOPOLOGY": "shop", "STANDBY_LAYER": "gateway",
                     "STANDBY_REGION": region, "STANDBY_SETTINGS": json.dumps(settings),
                     "STANDBY_PROBES": json.dumps(probes), "STANDBY_SWITCH": json.dumps(switch),
-                    "STANDBY_STATE_TABLE": "unused-on-tencent", "STANDBY_STATE_REGION": S,
+                    "STANDBY_STATE_STORE": "mysql",
+                    "STANDBY_STATE_DSN_SECRET": "shop-standby-state-dsn",
+                    "STANDBY_STATE_REGION": S,
                     "STANDBY_WEBHOOKS": "[]", "STANDBY_LOOP_S": "0"})
         a = api(stub)
         log = Log(stream=_Sink())
@@ -508,15 +508,17 @@ def test_bad_events_switch_nothing(stub: TencentStub, maria: MariaPair, event: A
 
 
 def test_bad_tencent_environment_names_every_problem() -> None:
-    from components.runtime.tencent.monitor import load
+    import components.runtime.tencent  # noqa: F401  (registers the mysql store)
+    from components.runtime.config import load
 
     with pytest.raises(ConfigError) as exc:
         load({"STANDBY_TOPOLOGY": "shop", "STANDBY_LAYER": "gateway", "STANDBY_REGION": P,
               "STANDBY_SETTINGS": "{}", "STANDBY_PROBES": "[]", "STANDBY_SWITCH": "[]",
-              "STANDBY_STATE_REGION": S,
+              "STANDBY_STATE_STORE": "mysql", "STANDBY_STATE_REGION": S,
               "STANDBY_WEBHOOKS": json.dumps([{"kind": "teams"},
                                               {"kind": "wecom", "secret_name": "x"}])})
     text = "\n".join(exc.value.problems)
-    assert "STANDBY_WEBHOOKS[0].kind: allowed: wecom, dingtalk, slack" in text
-    assert "STANDBY_WEBHOOKS[1]: needs secret_name and region" in text
-    assert "STANDBY_STATE_TABLE" in text  # the DSN secret is missing too (see monitor.py)
+    assert "STANDBY_WEBHOOKS[0].kind: 'teams'; allowed: wecom, dingtalk, slack" in text
+    assert "STANDBY_WEBHOOKS[1]: secret_name needs the secret's region" in text
+    assert ("STANDBY_STATE_DSN_SECRET: missing (the mysql state store's reference)"
+            in exc.value.problems)

@@ -153,9 +153,52 @@ def test_cdb_primary_with_a_cross_region_dr_instance() -> None:
     switches = json.loads(data_mon.inputs["environment"]["STANDBY_SWITCH"])
     [dr_switch] = [s for s in switches if s["kind"] == "cdb_dr_switch"]
     assert dr_switch == {"scope": "data", "kind": "cdb_dr_switch", "region": "ap-shanghai",
+                         "primary_region": "ap-guangzhou",
                          "instance_ids": {"primary": primary.outputs["id"],
                                           "standby": dr.outputs["id"]},
                          "max_lag_s": 5.0}
+
+
+def test_cdb_dr_switch_target_carries_primary_region() -> None:
+    """The switcher fences (and the heartbeat re-fences) the old primary in its own region;
+    after the promotion the DR instance no longer names it, so the target must. The monitor
+    may set the primary read-only exactly there."""
+    plan = _plan("tencent-dev")
+    for m in _monitors(plan):
+        env = m.inputs["environment"]
+        doc = _policy_doc(plan, m)
+        for sw in json.loads(env["STANDBY_SWITCH"]):
+            if sw["kind"] != "cdb_dr_switch":
+                continue
+            assert sw["primary_region"] == plan.spec.data_primary_region != sw["region"]
+            fence = [r for st in doc["statement"]
+                     if "cdb:ModifyDBInstanceReadOnlyStatus" in st["action"]
+                     for r in st["resource"]]
+            assert fence == [f"qcs::cdb:{sw['primary_region']}:uin/100000000001:instanceId/"
+                             f"{sw['instance_ids']['primary']}"]
+
+
+@pytest.mark.parametrize("stack", TENCENT_STACKS)
+def test_tencent_monitor_env_loads_without_aws_state_table(stack: str) -> None:
+    """The core's config.load reads every Tencent monitor's environment as deployed: the
+    store is the mysql kind found through its DSN secret (no STANDBY_STATE_TABLE) and the
+    webhooks are SSM secrets by name and region (no secret_arn)."""
+    import components.runtime.tencent  # noqa: F401  (registers the kinds, as the handler does)
+    from components.runtime.config import SecretRef, StateRef, load
+
+    plan = _plan(stack)
+    control = plan.spec.data_standby_region
+    monitors = _monitors(plan)
+    assert len(monitors) == 4 * len(plan.spec.all_regions)
+    for m in monitors:
+        env = {k: str(v) for k, v in m.inputs["environment"].items()}
+        assert "STANDBY_STATE_TABLE" not in env
+        cfg = load(env)
+        assert cfg.state == StateRef("mysql", f"{plan.spec.name}-standby-state-dsn", control)
+        assert cfg.emails == plan.spec.alerting.emails
+        assert [h.secret for h in cfg.webhooks] == [
+            SecretRef(f"{plan.spec.name}-webhook-{i}", str(m.region))
+            for i, _ in enumerate(plan.spec.alerting.webhooks)]
 
 
 @pytest.mark.parametrize("stack", TENCENT_STACKS)

@@ -39,7 +39,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.runtime.config import MonitorConfig
+from components.runtime.config import MonitorConfig, StateRef
 from components.runtime.engine import Intent, ScopeState, Settings, Side, Vote
 from components.runtime.errors import StaleToken, StoreError
 from components.runtime.lease import Lease, MemoryStore, StateStore, SwitchRecord
@@ -344,7 +344,8 @@ def invoke(sim: Sim, task: str, vantage: str, clock: float, view: tuple[bool, bo
         ok = view[0] if t["side"] == "primary" else view[1]
         return ProbeResult(SCOPE, "lambda", ok, 1.0, "sim", str(t["side"]))
 
-    cfg = MonitorConfig("sim", "logic", vantage, sim.s, PROBES, TARGETS, "t", "r")
+    cfg = MonitorConfig("sim", "logic", vantage, sim.s, PROBES, TARGETS,
+                        StateRef("memory", "t", "r"))
     m = Monitor(cfg, Store(inv), {"fenced": Switcher(inv, 0), "plain": Switcher(inv, 1)},
                 {"lambda": probe}, sim.notifier, Log(stream=_Null()), clock=now,
                 _pool=sim.pool, invocation=task)

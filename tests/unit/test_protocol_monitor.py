@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from components.runtime.config import MonitorConfig
+from components.runtime.config import MonitorConfig, StateRef
 from components.runtime.engine import ScopeState, Settings, Side
 from components.runtime.errors import StoreError
 from components.runtime.lease import Lease, MemoryStore, SwitchRecord
@@ -83,7 +83,8 @@ class World:
             world.alerts.append(a)
             return True, "ok"
 
-        cfg = MonitorConfig("t", "logic", region, self.settings, PROBES, TARGETS, "s", "r")
+        cfg = MonitorConfig("t", "logic", region, self.settings, PROBES, TARGETS,
+                            StateRef("memory", "s", "r"))
         m = Monitor(cfg, self.store, {"pointer": Pointer()}, {"lambda": probe},
                     Notifier({"rec": record}, Log(stream=_Null())), Log(stream=_Null()),
                     clock=lambda: at, _pool=POOL)

@@ -33,9 +33,11 @@ def webhook_sender(clients: Clients, hook: Webhook) -> Sender:
 
     def url() -> str:
         if "url" not in cache:
-            if hook.secret_arn:
-                out = clients.get("secretsmanager", region_of_arn(hook.secret_arn, "us-east-1"))
-                cache["url"] = out.get_secret_value(SecretId=hook.secret_arn)["SecretString"]
+            if hook.secret is not None:
+                arn = hook.secret.ref
+                out = clients.get("secretsmanager",
+                                  hook.secret.region or region_of_arn(arn, "us-east-1"))
+                cache["url"] = out.get_secret_value(SecretId=arn)["SecretString"]
             else:
                 value = os.environ.get(hook.url_env or "")
                 if not value:

@@ -10,7 +10,14 @@ its failure alerts, and no database is ever promoted for it. ``http`` (the entry
 
 from __future__ import annotations
 
-from components.runtime.registry import ProbeKind, SwitchKind, register_probe, register_switch
+from components.runtime.registry import (
+    ProbeKind,
+    StateStoreKind,
+    SwitchKind,
+    register_probe,
+    register_state_store,
+    register_switch,
+)
 
 PROBES = tuple(register_probe(k) for k in (
     ProbeKind("lambda", "backend", ("scope", "side", "function"), component="function"),
@@ -40,3 +47,6 @@ SWITCHES = tuple(register_switch(k) for k in (
                ("scope", "engine", "database", "sides", "max_lag_s", "secret_arn"),
                component="database", lag_guard=True),
 ))
+
+#: The state, lease and pointer table (``components.runtime.aws.state``).
+STATE_STORE = register_state_store(StateStoreKind("dynamodb", "STANDBY_STATE_TABLE"))

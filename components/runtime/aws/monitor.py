@@ -65,7 +65,7 @@ def build(cfg: MonitorConfig, log: Log, clients: Clients | None = None, *,
         extra["clock"] = clock
     return Monitor(
         config=cfg,
-        store=DynamoStateStore(clients, cfg.state_table, cfg.state_region),
+        store=DynamoStateStore(clients, cfg.state.ref, cfg.state.region),
         switchers=aws_switchers(clients),
         probes=aws_probes(clients, cfg.region),
         notifier=Notifier(aws_channels(clients, cfg.alert_topic, cfg.webhooks), log),
@@ -83,6 +83,11 @@ def handler(event: Any, context: Any = None, env: Mapping[str, str] | None = Non
     try:
         cfg = config_mod.load(env)
         log.context.update(layer=cfg.layer, region=cfg.region, topology=cfg.topology)
+        if cfg.state.store != "dynamodb":
+            # Another adapter's store kind (registered in the same process) is not one this
+            # handler can open.
+            raise ConfigError([f"STANDBY_STATE_STORE: {cfg.state.store!r}; allowed on AWS: "
+                               "dynamodb (STANDBY_STATE_TABLE)"])
         rounds = check_event(event, cfg.layer)
     except (ConfigError, EventError) as exc:
         log.error("refused: nothing probed or switched", error=str(exc))

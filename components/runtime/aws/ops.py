@@ -7,44 +7,23 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 from components.runtime.aws.clients import Clients
 from components.runtime.aws.monitor import build
 from components.runtime.aws.state import DynamoStateStore
-from components.runtime.config import LAYERS, MonitorConfig, load
+from components.runtime.config import MonitorConfig, load
 from components.runtime.engine import Side, other
 from components.runtime.errors import ClockSkew, SwitchError
 from components.runtime.lease import MAX_CLIENT_SKEW_S
 from components.runtime.monitor_core import Outcome, ops_holder
 from components.runtime.observe import Log
+from components.runtime.status import LayerStatus, layer_status
 from components.runtime.verdict import assess
-
-
-@dataclass
-class LayerStatus:
-    layer: str
-    scopes: dict[str, dict[str, Any]]
-    log: list[dict[str, Any]]
 
 
 def status(clients: Clients, state_table: str, state_region: str,
            limit: int = 5) -> list[LayerStatus]:
-    store = DynamoStateStore(clients, state_table, state_region)
-    out = []
-    for layer in LAYERS:
-        scopes = {s: {"active": st.active, "token": st.token,
-                      "last_switch_at": st.last_switch_at,
-                      "unfinished": ({"to": st.intent.to, "token": st.intent.token,
-                                      "by": st.intent.holder, "step": st.intent.step,
-                                      "of": len(st.intent.targets)} if st.intent else None)}
-                  for s, st in sorted(store.scopes(layer).items())}
-        log = [{"at": r.at, "scope": r.scope, "from": r.from_side, "to": r.to_side,
-                "by": r.by, "token": r.token, "reason": r.reason, "practice": r.practice,
-                "verified": r.verified} for r in store.log(layer, limit)]
-        out.append(LayerStatus(layer, scopes, log))
-    return out
+    return layer_status(DynamoStateStore(clients, state_table, state_region), limit)
 
 
 def monitor_env(clients: Clients, function: str, region: str) -> dict[str, str]:
@@ -85,7 +64,7 @@ def switch(clients: Clients, env: dict[str, str], to: Side, reason: str,
     if unknown:
         raise SwitchError(f"--scope: unknown {', '.join(unknown)}; this layer has "
                           f"{', '.join(cfg.scopes)}")
-    check_clock(DynamoStateStore(clients, cfg.state_table, cfg.state_region))
+    check_clock(DynamoStateStore(clients, cfg.state.ref, cfg.state.region))
     monitor = build(cfg, log or Log(stream=sys.stderr, component="ops"), clients)
     try:
         results = monitor.probe()

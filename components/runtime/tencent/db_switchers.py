@@ -23,9 +23,9 @@ from typing import Any
 
 from components.runtime.engine import Side
 from components.runtime.errors import SwitchError
+from components.runtime.tencent.cdb import CDB, describe_instance
 from components.runtime.tencent.client import TencentApi, TencentApiError
 
-CDB = ("cdb", "2017-03-20")
 #: Error codes that prove the old primary's region API could not be reached at all.
 UNREACHABLE = {"ClientNetworkError", "ServerNetworkError", "RequestLimitExceeded.Unreachable"}
 
@@ -40,11 +40,7 @@ class CdbDrSwitcher:
         """What the last ``apply`` did (fenced or not, the async request), for the record."""
 
     def _describe(self, region: str, instance_id: str) -> dict[str, Any]:
-        out = self.api.call(*CDB, region, "DescribeDBInstances", {"InstanceIds": [instance_id]})
-        for item in out.get("Items") or []:
-            if item.get("InstanceId") == instance_id:
-                return dict(item)
-        raise SwitchError(f"CDB instance {instance_id} not found in {region}")
+        return describe_instance(self.api, region, instance_id)
 
     def _primary_region(self, target: Mapping[str, Any], dr: Mapping[str, Any]) -> str:
         region = target.get("primary_region") or (dr.get("MasterInfo") or {}).get("Region")

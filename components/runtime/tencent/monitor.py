@@ -6,49 +6,39 @@ loop of ``STANDBY_LOOP_S``), or a manual run ``{"source": "manual", "layer": <la
 "rounds": N}`` (1..100). Anything else is refused with ``EventError`` before any probe or
 switch; a bad environment raises ``ConfigError`` naming every problem.
 
-The environment is the one the Tencent deploy emits: the core's keys, plus
-``STANDBY_STATE_STORE=mysql``/``STANDBY_STATE_DSN_SECRET``/``STANDBY_STATE_REGION`` for the
-store (``state.py``) and ``STANDBY_WEBHOOKS`` entries ``{"kind", "secret_name", "region"}``
-whose URLs are SSM secrets. ``config.load`` knows neither (it asks for the AWS names
-``STANDBY_STATE_TABLE`` and ``secret_arn``), so this module reads them itself and hands the
-core an environment it accepts.
+The environment is the one the Tencent deploy emits, read by the core ``config.load``: the
+store is ``STANDBY_STATE_STORE=mysql`` with ``STANDBY_STATE_DSN_SECRET`` and
+``STANDBY_STATE_REGION`` (``state.py`` opens it); webhooks are ``{"kind", "secret_name",
+"region"}`` whose URLs are SSM secrets; ``STANDBY_ALERT_EMAILS`` go out through SES
+(``alerts.py``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from components.runtime import config as config_mod
-from components.runtime.config import WEBHOOK_KINDS, MonitorConfig
+from components.runtime.config import MonitorConfig
 from components.runtime.errors import ConfigError, EventError
 from components.runtime.monitor_core import (
     Monitor,
     default_limit_s,
     run_invocation,
 )
-from components.runtime.notify import Alert, Notifier, Sender, post_webhook
+from components.runtime.notify import Notifier
 from components.runtime.observe import Log
-from components.runtime.tencent.client import TencentApi, TencentApiError
+from components.runtime.tencent.alerts import tencent_channels
+from components.runtime.tencent.client import TencentApi
 from components.runtime.tencent.probes import tencent_probes
 from components.runtime.tencent.state import state_store
 from components.runtime.tencent.switchers import tencent_switchers
 
 TIMER_KEYS = {"Type", "TriggerName", "Time", "Message"}
 MANUAL_KEYS = {"source", "layer", "rounds"}
-WEBHOOK_TIMEOUT_S = 3.0
-
-
-@dataclass(frozen=True)
-class TencentWebhook:
-    kind: str
-    secret_name: str
-    region: str
 
 
 def check_event(event: Any, layer: str) -> int | None:
@@ -75,68 +65,15 @@ def check_event(event: Any, layer: str) -> int | None:
     return rounds
 
 
-def _webhooks(env: Mapping[str, str], problems: list[str]) -> list[TencentWebhook]:
-    raw = env.get("STANDBY_WEBHOOKS") or "[]"
-    try:
-        items = json.loads(raw)
-    except ValueError:
-        problems.append("STANDBY_WEBHOOKS: not valid JSON")
-        return []
-    if not isinstance(items, list):
-        problems.append("STANDBY_WEBHOOKS: must be a JSON list")
-        return []
-    hooks = []
-    for i, h in enumerate(items):
-        if not isinstance(h, dict) or h.get("kind") not in WEBHOOK_KINDS:
-            problems.append(f"STANDBY_WEBHOOKS[{i}].kind: allowed: {', '.join(WEBHOOK_KINDS)}")
-        elif not h.get("secret_name") or not h.get("region"):
-            problems.append(f"STANDBY_WEBHOOKS[{i}]: needs secret_name and region (an SSM "
-                            "secret holding the URL)")
-        else:
-            hooks.append(TencentWebhook(h["kind"], h["secret_name"], h["region"]))
-    return hooks
-
-
-def load(env: Mapping[str, str]) -> tuple[MonitorConfig, list[TencentWebhook]]:
-    problems: list[str] = []
-    hooks = _webhooks(env, problems)
-    core_env = {**env, "STANDBY_WEBHOOKS": "[]",
-                "STANDBY_STATE_TABLE": env.get("STANDBY_STATE_DSN_SECRET", "")}
-    try:
-        cfg = config_mod.load(core_env)
-    except ConfigError as exc:
-        raise ConfigError(exc.problems + problems) from None
-    if problems:
-        raise ConfigError(problems)
-    return cfg, hooks
-
-
-def webhook_sender(api: TencentApi, hook: TencentWebhook) -> Sender:
-    """The URL is read once, on first use, from SSM; it is never logged."""
-    cache: dict[str, str] = {}
-
-    def send(alert: Alert) -> tuple[bool, str]:
-        if "url" not in cache:
-            try:
-                out = api.call("ssm", "2019-09-23", hook.region, "GetSecretValue",
-                               {"SecretName": hook.secret_name, "VersionId": "v1"})
-            except TencentApiError as exc:
-                return False, f"webhook URL secret {hook.secret_name}: {exc.code}"
-            cache["url"] = str(out.get("SecretString") or "")
-        return post_webhook(hook.kind, cache["url"], alert, WEBHOOK_TIMEOUT_S)
-
-    return send
-
-
-def build(cfg: MonitorConfig, hooks: list[TencentWebhook], env: Mapping[str, str], log: Log,
+def build(cfg: MonitorConfig, env: Mapping[str, str], log: Log,
           api: TencentApi | None = None, *, invocation: str | None = None,
           clock: Callable[[], float] | None = None) -> Monitor:
     api = api or TencentApi.from_env(env)
-    store = state_store(api, env)
+    store = state_store(api, cfg.state)
     extra: dict[str, Any] = {"invocation": invocation or uuid.uuid4().hex}
     if clock is not None:
         extra["clock"] = clock
-    channels = {f"{h.kind}-{i}": webhook_sender(api, h) for i, h in enumerate(hooks)}
+    channels = tencent_channels(api, cfg, env)
     return Monitor(config=cfg, store=store, switchers=tencent_switchers(api, store),
                    probes=tencent_probes(api, cfg.region), notifier=Notifier(channels, log),
                    log=log, **extra)
@@ -149,15 +86,17 @@ def handler(event: Any, context: Any = None, env: Mapping[str, str] | None = Non
     started = time.monotonic()
     e = dict(os.environ if env is None else env)
     log = Log(component="monitor")
+    ctx = context if isinstance(context, Mapping) else {}
     try:
-        cfg, hooks = load(e)
+        cfg = config_mod.load(e)
         log.context.update(layer=cfg.layer, region=cfg.region, topology=cfg.topology)
         rounds = check_event(event, cfg.layer)
+        # The store's DSN and the alert senders are checked here too: a monitor that could
+        # not record a switch or report it probes nothing.
+        monitor = build(cfg, e, log, invocation=ctx.get("request_id"), clock=clock)
     except (ConfigError, EventError) as exc:
         log.error("refused: nothing probed or switched", error=str(exc))
         raise
-    ctx = context if isinstance(context, Mapping) else {}
     limit_s = (float(ctx["time_limit_in_ms"]) / 1000.0 if ctx.get("time_limit_in_ms")
                else default_limit_s(cfg, rounds))
-    monitor = build(cfg, hooks, e, log, invocation=ctx.get("request_id"), clock=clock)
     return run_invocation(monitor, rounds, limit_s, started, log)

@@ -1,11 +1,11 @@
-"""The Tencent monitor's state store: ``SqlStateStore`` on the TencentDB for MySQL instance
-named by the environment the Tencent deploy emits:
+"""The Tencent state store: ``SqlStateStore`` on the TencentDB for MySQL instance the
+configuration references (``config.StateRef``, store kind ``mysql``):
 
-``STANDBY_STATE_STORE=mysql``, ``STANDBY_STATE_DSN_SECRET`` (an SSM secret in
-``STANDBY_STATE_REGION`` holding ``{"engine": "mysql", "host", "port", "user", "password",
-"database"}`` as JSON) and optionally ``STANDBY_STATE_DSN_VERSION`` (the secret's version
-id; the deploy writes ``v1``). The DSN is read through SSM ``GetSecretValue`` with the
-function's own credential, never from the environment itself.
+``ref`` is an SSM secret in ``region`` holding ``{"engine": "mysql", "host", "port", "user",
+"password", "database"}`` as JSON (``STANDBY_STATE_DSN_SECRET``/``STANDBY_STATE_REGION``),
+and the option ``STANDBY_STATE_DSN_VERSION`` its version id (the deploy writes ``v1``). The
+DSN is read through SSM ``GetSecretValue`` with the function's own credential, never from
+the environment itself.
 """
 
 from __future__ import annotations
@@ -14,19 +14,24 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from components.runtime.config import StateRef
 from components.runtime.errors import ConfigError
 from components.runtime.sql_state import SqlStateStore, mysql_connect
 from components.runtime.tencent.client import TencentApi, TencentApiError
 
 DSN_KEYS = ("host", "port", "user", "password", "database")
+VERSION_ENV = "STANDBY_STATE_DSN_VERSION"
 
 
-def read_dsn(api: TencentApi, region: str, secret: str, version: str = "v1") -> dict[str, Any]:
+def read_dsn(api: TencentApi, region: str, secret: str, version: str = "v1",
+             what: str = "STANDBY_STATE_DSN_SECRET") -> dict[str, Any]:
+    """The DSN document of SSM secret ``secret`` (``what`` names where it was configured, for
+    the error); ``ConfigError`` naming what is missing or wrong."""
     try:
         out = api.call("ssm", "2019-09-23", region, "GetSecretValue",
                        {"SecretName": secret, "VersionId": version})
     except TencentApiError as exc:
-        raise ConfigError([f"STANDBY_STATE_DSN_SECRET {secret!r} in {region}: {exc}"]) from None
+        raise ConfigError([f"{what} {secret!r} in {region}: {exc}"]) from None
     try:
         doc = json.loads(out.get("SecretString") or "")
     except ValueError:
@@ -42,18 +47,26 @@ def read_dsn(api: TencentApi, region: str, secret: str, version: str = "v1") -> 
     return doc
 
 
-def state_store(api: TencentApi, env: Mapping[str, str], timeout_s: float = 3.0
-                ) -> SqlStateStore:
+def state_ref(env: Mapping[str, str]) -> StateRef:
+    """The store named by a wrapper's environment (a monitor's comes from ``config.load``);
+    ``ConfigError`` names every missing variable."""
     problems = []
-    if env.get("STANDBY_STATE_STORE") != "mysql":
-        problems.append(f"STANDBY_STATE_STORE: {env.get('STANDBY_STATE_STORE')!r}; "
-                        "allowed on Tencent: mysql")
+    if env.get("STANDBY_STATE_STORE", "mysql") != "mysql":
+        problems.append(f"STANDBY_STATE_STORE: {env['STANDBY_STATE_STORE']!r}; allowed on "
+                        "Tencent: mysql")
     for name in ("STANDBY_STATE_DSN_SECRET", "STANDBY_STATE_REGION"):
         if not env.get(name):
             problems.append(f"{name}: missing")
     if problems:
         raise ConfigError(problems)
-    dsn = read_dsn(api, env["STANDBY_STATE_REGION"], env["STANDBY_STATE_DSN_SECRET"],
-                   env.get("STANDBY_STATE_DSN_VERSION") or "v1")
+    options = {VERSION_ENV: env[VERSION_ENV]} if env.get(VERSION_ENV) else {}
+    return StateRef("mysql", env["STANDBY_STATE_DSN_SECRET"], env["STANDBY_STATE_REGION"],
+                    options)
+
+
+def state_store(api: TencentApi, ref: StateRef, timeout_s: float = 3.0) -> SqlStateStore:
+    if ref.store != "mysql":
+        raise ConfigError([f"STANDBY_STATE_STORE: {ref.store!r}; allowed on Tencent: mysql"])
+    dsn = read_dsn(api, ref.region, ref.ref, ref.options.get(VERSION_ENV) or "v1")
     return SqlStateStore(mysql_connect(str(dsn["host"]), int(dsn["port"]), str(dsn["user"]),
                                        str(dsn["password"]), str(dsn["database"]), timeout_s))

@@ -1,0 +1,1 @@
+"""Disaster-recovery practice tools over a deployed stack (readiness, runbook, drills)."""
