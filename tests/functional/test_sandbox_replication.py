@@ -7,6 +7,7 @@ in us-east-1 never reached us-west-2, so no drill could count lost or duplicated
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import threading
 import time
@@ -24,6 +25,8 @@ from botocore.exceptions import ClientError, ConnectionClosedError
 
 from components.plan.run import read_stack, run_program
 from components.program import main
+from components.sandbox.__main__ import _outage, differences
+from components.sandbox.__main__ import main as cli_main
 from components.sandbox.deploy import Deployment, Function, deploy_run
 from components.sandbox.deploy_model import Created
 from components.sandbox.lambda_runner import LambdaRunner
@@ -509,3 +512,46 @@ def test_a_cut_bucket_region_holds_its_copies_until_heal(
     assert len(versions(deployment, WEST, "s3-cut-1")[0]) == 1
     with pytest.raises(ValueError, match=r"region 'eu-north-1' holds no replicated bucket"):
         s3rep.cut("eu-north-1")
+
+
+# -- the CLI wiring -----------------------------------------------------------------------
+
+def test_differences_say_what_the_stand_ins_do_instead_of_no_replication(
+    deployment: Deployment,
+) -> None:
+    text = "\n".join(differences(deployment, 60.0))
+    assert "no replication" not in text and "nothing copied" not in text
+    assert "last writer wins by the write's stream time" in text
+    assert "S3 replication: moto stores the configuration and copies nothing; the sandbox's" \
+        in text
+    assert "ConnectionClosedError" in text and "EndpointConnectionError" in text
+
+
+def test_cli_outage_cuts_the_region_in_the_proxy_and_both_replicators_for_its_window(
+    deployment: Deployment, rep: GlobalTableReplicator, s3rep: BucketReplicator,
+) -> None:
+    lines: list[str] = []
+    # 6 simulated minutes of 0.5 s: a 3 s window, long enough to look inside it.
+    args = argparse.Namespace(outage=EAST, outage_at=0.0, outage_minutes=6.0,
+                              outage_mode="reset", seconds_per_minute=0.5)
+    with (RegionOutageProxy(deployment.moto_url) as proxy,
+          _outage(args, proxy, [rep, s3rep], lines.append)):
+        until(lambda: f"[outage] {EAST} down (reset)" in lines, "the outage began")
+        assert proxy.faults == {(EAST, None): "reset"}
+        assert rep.down == {EAST} and EAST in s3rep.down
+        until(lambda: f"[outage] {EAST} healed" in lines, "the outage ended")
+        assert proxy.faults == {} and rep.down == set() and not s3rep.down
+    args.outage = f"{WEST}:dynamodb"
+    with (RegionOutageProxy(deployment.moto_url) as proxy,
+          _outage(args, proxy, [rep, s3rep], lines.append)):
+        until(lambda: f"[outage] {WEST}:dynamodb down (reset)" in lines, "began")
+        assert rep.down == {WEST} and not s3rep.down  # S3 is not cut for a DynamoDB fault
+        until(lambda: f"[outage] {WEST}:dynamodb healed" in lines, "ended")
+    assert rep.down == set()
+
+
+def test_cli_refuses_a_bad_outage_with_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(["--stack", "aws-dev", "--project-dir", str(ROOT), "--outage", "US_EAST"])
+    assert exit_.value.code == 2
+    assert "--outage: region 'US_EAST': not a region name" in capsys.readouterr().err
