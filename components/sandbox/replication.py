@@ -205,7 +205,16 @@ class GlobalTableReplicator:
     # -- control ------------------------------------------------------------------------
 
     def start(self) -> GlobalTableReplicator:
-        """Check every replica's stream and open it; then replicate in a thread."""
+        """``open()``, then replicate in a thread until ``stop()`` or ``max_run_s``."""
+        self.open()
+        self._thread = threading.Thread(target=self._run, name="global-table-replicator",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def open(self) -> None:
+        """Check every replica's stream and open it at its start (nothing is replicated until
+        ``step()`` runs, by the thread or by the caller)."""
         for t in self.tables:
             for region in t.regions:
                 desc = self._client("dynamodb", region).describe_table(TableName=t.name)["Table"]
@@ -216,10 +225,6 @@ class GlobalTableReplicator:
                         f"table replica needs StreamEnabled with {STREAM_VIEW}")
                 self._streams[(t.name, region)] = _Stream(
                     self._client("dynamodbstreams", region), str(desc["LatestStreamArn"]))
-        self._thread = threading.Thread(target=self._run, name="global-table-replicator",
-                                        daemon=True)
-        self._thread.start()
-        return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
@@ -321,6 +326,11 @@ class GlobalTableReplicator:
 
     def step(self) -> None:
         """One round: read every stream, then apply what is due."""
+        busy = self.read_streams()
+        self.deliver_due(busy)
+
+    def read_streams(self) -> bool:
+        """Read every stream to its end and handle each record; True if there was one."""
         busy = False
         for t in self.tables:
             for region in t.regions:
@@ -331,6 +341,10 @@ class GlobalTableReplicator:
                     with self._lock:
                         self._on_record(t, region, stream.buffer[0])
                     stream.buffer.popleft()
+        return busy
+
+    def deliver_due(self, busy: bool = False) -> None:
+        """Apply every change that is due between regions that are up, in order."""
         now = time.monotonic()
         with self._lock:
             for d in self.directions.values():
