@@ -266,6 +266,12 @@ class GlobalTableReplicator:
         with self._lock:
             return len(self.directions[(source, target)].queue)
 
+    def waiting(self, source: str, target: str) -> list[tuple[str, dict[str, Any], Image]]:
+        """(table, key, item or None for a delete) of each change from ``source`` that
+        ``target`` has not got, oldest first: what is lost if ``source`` never comes back."""
+        with self._lock:
+            return [(c.table, c.key, c.image) for c in self.directions[(source, target)].queue]
+
     def lag_s(self, source: str, target: str) -> float:
         """Age of the oldest change from ``source`` that ``target`` has not got (0 if none),
         like CloudWatch's ReplicationLatency while a backlog waits."""

@@ -279,6 +279,8 @@ def test_cut_stops_replication_and_heal_lets_the_backlog_flow(
         assert get(deployment, WEST, "cut-1") is None
         assert get(deployment, EAST, "cut-2") is None
         assert rep.lag_s(EAST, WEST) >= rep.delay_s
+        assert rep.waiting(EAST, WEST) == [(TABLE, key("cut-1"), {
+            **key("cut-1"), "state": {"S": "during-outage"}})]
         assert rep.stats()[f"{EAST}->{WEST}"]["backlog"] == 1
     finally:
         rep.heal(EAST)
