@@ -77,13 +77,12 @@ def differences(d: Deployment, seconds_per_minute: float) -> list[str]:
         "check healthy and evaluates nothing: health comes from the sandbox's stand-in.",
         "CloudWatch: alarms and metrics are stored, never evaluated by moto; EventBridge "
         "rules are stored, and the sandbox scheduler fires them.",
-        "DynamoDB global tables: one table per replica region; while schedules run, the "
+        "DynamoDB global tables: one table per replica region; with --minutes or --serve the "
         "sandbox's replicator (replication.py) copies every write between them from their "
         "streams: asynchronous (--replication-delay, real seconds, not compressed), per-item "
         "order kept, last writer wins by the write's stream time (ties: greater region name), "
-        "deletes replicate, no echo. Not modelled: replication of TTL deletes as AWS marks "
-        "them, GSIs, capacity or throttling, CloudWatch ReplicationLatency metrics (the CLI "
-        "prints its own).",
+        "deletes replicate, no echo. Not modelled: TTL expiry, GSIs, capacity or throttling, "
+        "the CloudWatch ReplicationLatency metric (the CLI prints its own figures).",
         "S3 replication: moto stores the configuration and copies nothing; the sandbox's "
         "bucket replicator (replication_s3.py) copies new versions and, when the rule says so, "
         "delete markers along the plan's rules after --replication-delay; replicas are not "
