@@ -14,17 +14,23 @@ invocation a fresh interpreter with the function's archive and role (``lambda_ru
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import logging
 import signal
 import sys
+import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from components.errors import StackFileError
 from components.sandbox.deploy import Deployment, deploy_stack
 from components.sandbox.moto_proc import MotoProcess
+from components.sandbox.outage import MODES, RegionOutageProxy
+from components.sandbox.replication import GlobalTableReplicator, ReplicationError
+from components.sandbox.replication_s3 import BucketReplicator, S3ReplicationError
 
 
 def short_type(t: str) -> str:
@@ -73,8 +79,23 @@ def differences(d: Deployment, seconds_per_minute: float) -> list[str]:
         "check healthy and evaluates nothing: health comes from the sandbox's stand-in.",
         "CloudWatch: alarms and metrics are stored, never evaluated by moto; EventBridge "
         "rules are stored, and the sandbox scheduler fires them.",
-        "DynamoDB global tables: one independent table per replica region, no replication. "
-        "S3 replication: configuration stored, nothing copied.",
+        "DynamoDB global tables: one table per replica region; with --minutes or --serve the "
+        "sandbox's replicator (replication.py) copies every write between them from their "
+        "streams: asynchronous (--replication-delay, real seconds, not compressed), per-item "
+        "order kept, last writer wins by the write's stream time (ties: greater region name), "
+        "deletes replicate, no echo. Not modelled: TTL expiry, GSIs, capacity or throttling, "
+        "the CloudWatch ReplicationLatency metric (the CLI prints its own figures).",
+        "S3 replication: moto stores the configuration and copies nothing; the sandbox's "
+        "bucket replicator (replication_s3.py) copies new versions and, when the rule says so, "
+        "delete markers along the plan's rules after --replication-delay; replicas are not "
+        "replicated back. Not modelled: tag filters, the RTC 15-minute SLA, replica "
+        "modification sync, replication status headers, KMS objects.",
+        "Regional outage (--outage REGION[:SERVICE]): functions reach moto through a proxy "
+        "(outage.py) that drops requests signed for that region with a TCP reset (boto3: "
+        "ConnectionClosedError), or answers 503 ServiceUnavailable (--outage-mode "
+        "unavailable); it cannot produce EndpointConnectionError (DNS or TCP refused), since "
+        "one endpoint serves every region. Lambda invocations served by the sandbox's "
+        "function host are not cut; the deployer's and the sandbox's own calls are not cut.",
         "Secrets: the plan holds no secret values; each secret holds a placeholder, except "
         "a value built from a RandomPassword, which the sandbox generates (honouring its "
         "length and character classes) and stores for real.",
@@ -121,12 +142,31 @@ def run_schedules(d: Deployment, args: argparse.Namespace, cache: Path,
     from components.sandbox.lambda_runner import LambdaRunner
     from components.sandbox.schedule import Scheduler
 
-    host = FunctionHost(fallback=d.moto_url)
+    stack = contextlib.ExitStack()
     try:
-        runner = LambdaRunner(d, cache, endpoints={"lambda": host.url},
+        proxy = stack.enter_context(RegionOutageProxy(d.moto_url)) if args.outage else None
+        # With an outage, every AWS call a function makes crosses the proxy.
+        seen_by_functions = dataclasses.replace(d, moto_url=proxy.url) if proxy else d
+        host = FunctionHost(fallback=seen_by_functions.moto_url)
+        stack.callback(host.close)
+        rep = s3rep = None
+        if not args.no_replication:
+            run_s = (24 * 3600.0 if args.serve
+                     else max(60.0, args.minutes * args.seconds_per_minute + 60.0))
+            try:
+                rep = stack.enter_context(GlobalTableReplicator(
+                    d, delay_s=args.replication_delay, max_run_s=run_s))
+                s3rep = stack.enter_context(BucketReplicator(
+                    d, delay_s=args.replication_delay, max_run_s=run_s))
+            except (ReplicationError, S3ReplicationError) as exc:
+                say(f"error: {exc} (or run with --no-replication)")
+                return 1
+        runner = LambdaRunner(seen_by_functions, cache, endpoints={"lambda": host.url},
                               compression=60.0 / args.seconds_per_minute)
         for fn in d.functions.values():
             host.register(fn.name, _hosted(runner, fn.name))
+        if proxy is not None:
+            stack.enter_context(_outage(args, proxy, [rep, s3rep], say))
         if args.minutes:
             sched = Scheduler(d.schedules, lambda name, event: runner.invoke(name, event),
                               seconds_per_minute=args.seconds_per_minute,
@@ -146,6 +186,7 @@ def run_schedules(d: Deployment, args: argparse.Namespace, cache: Path,
                         err = x.error or x.result.payload.get("errorMessage", "")
                         say(f"    {str(err)[:160]}")
                         break
+            _say_stand_ins(say, rep, s3rep, proxy)
         if args.serve:
             say("")
             say("In another shell:")
@@ -156,8 +197,67 @@ def run_schedules(d: Deployment, args: argparse.Namespace, cache: Path,
             sys.stdout.flush()
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
     finally:
-        host.close()
+        stack.close()
     return 0
+
+
+def _say_stand_ins(say: Callable[[str], None], rep: Any, s3rep: Any, proxy: Any) -> None:
+    if s3rep is not None:
+        say("")
+        say("bucket replication (per rule):")
+        for direction, x in s3rep.stats().items():
+            say(f"  {direction:<46} delivered {x['delivered']:g}  backlog {x['backlog']:g}  "
+                f"lag {x['lag_s']:.1f} s  max latency {x['max_latency_s']:.2f} s")
+    if rep is not None:
+        say("")
+        say("global-table replication (per direction):")
+        for direction, x in rep.stats().items():
+            say(f"  {direction:<22} delivered {x['delivered']:g}  backlog {x['backlog']:g}  "
+                f"lag {x['lag_s']:.1f} s  latency last {x['last_latency_s']:.2f} s, "
+                f"max {x['max_latency_s']:.2f} s")
+        c = rep.counters
+        say(f"  records read {c.read}, writes applied {c.applied}, echoes not sent on "
+            f"{c.echoes}, superseded {c.superseded}, written back {c.write_backs}, "
+            f"errors {c.errors}" + (f" (last: {c.last_error[:120]})" if c.errors else ""))
+    if proxy is not None:
+        refused = ", ".join(f"{r}/{s} {n}" for (r, s), n in sorted(proxy.refused.items()))
+        say(f"outage proxy: requests refused: {refused or 'none'}")
+
+
+@contextlib.contextmanager
+def _outage(args: argparse.Namespace, proxy: Any, replicators: list[Any],
+            say: Callable[[str], None]) -> Iterator[None]:
+    """Fault ``--outage`` at simulated minute ``--outage-at`` for ``--outage-minutes``: the
+    proxy refuses the functions' calls and the replicators of the service (DynamoDB, S3; all
+    for a whole region) cut the region."""
+    region, _, name = str(args.outage).partition(":")
+    service = name or None
+    cut = [r for r, svc in zip(replicators, ("dynamodb", "s3"), strict=True)
+           if r is not None and service in (None, svc) and region in r.regions]
+
+    def begin() -> None:
+        proxy.fault(region, service, mode=args.outage_mode)
+        for r in cut:
+            r.cut(region)
+        say(f"[outage] {region}{':' + service if service else ''} down ({args.outage_mode})")
+
+    def end() -> None:
+        proxy.heal(region, service)
+        for r in cut:
+            r.heal(region)
+        say(f"[outage] {region}{':' + service if service else ''} healed")
+
+    spm = args.seconds_per_minute
+    timers = [threading.Timer(args.outage_at * spm, begin),
+              threading.Timer((args.outage_at + args.outage_minutes) * spm, end)]
+    for t in timers:
+        t.daemon = True
+        t.start()
+    try:
+        yield
+    finally:
+        for t in timers:
+            t.cancel()
 
 
 class FunctionFailed(Exception):
@@ -189,11 +289,33 @@ def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> i
                    help="fraction of scheduled deliveries delivered twice (default 0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--serve", action="store_true", help="keep the sandbox up until Ctrl-C")
+    p.add_argument("--no-replication", action="store_true",
+                   help="do not replicate global tables between their replica regions")
+    p.add_argument("--replication-delay", type=float, default=0.5,
+                   help="seconds before a change reaches the other replicas (default 0.5)")
+    p.add_argument("--outage", default="", metavar="REGION[:SERVICE]",
+                   help="make REGION (or one service in it, by SigV4 signing name) "
+                        "unreachable for the functions during the run")
+    p.add_argument("--outage-at", type=float, default=1.0,
+                   help="simulated minute the outage starts (default 1)")
+    p.add_argument("--outage-minutes", type=float, default=2.0,
+                   help="simulated minutes it lasts (default 2)")
+    p.add_argument("--outage-mode", choices=MODES, default="reset",
+                   help="reset: connection dropped (default); unavailable: HTTP 503")
     args = p.parse_args(argv)
     if (args.minutes < 0 or not 0 < args.seconds_per_minute <= 60
             or not 0 <= args.duplicates <= 1):
         p.error("--minutes must be >= 0, --seconds-per-minute in (0, 60], "
                 "--duplicates in 0..1")
+    if not 0 <= args.replication_delay <= 60 or args.outage_at < 0 or args.outage_minutes <= 0:
+        p.error("--replication-delay must be in 0..60 s, --outage-at >= 0, "
+                "--outage-minutes > 0")
+    if args.outage:
+        region, _, service = args.outage.partition(":")
+        try:
+            RegionOutageProxy.check(region, service or None)
+        except ValueError as exc:
+            p.error(f"--outage: {exc}")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     try:
         project = (args.project_dir or find_project_dir(Path.cwd())).resolve()

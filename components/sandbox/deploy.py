@@ -115,7 +115,7 @@ def _create(d: Deployment, r: Registration, handler: Handler, region: str) -> st
     except (ClientError, BotoCoreError, KeyError, LookupError, PackageError,
             ValueError, RuntimeError) as exc:
         return f"{type(exc).__name__}: {exc}"
-    d.created.append(Created(r.type, r.name, region, cloud_id))
+    d.created.append(Created(r.type, r.name, region, cloud_id, inputs))
     return ""
 
 

@@ -34,6 +34,9 @@ class Created:
     name: str
     region: str
     cloud_id: str
+    inputs: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The plan inputs it was created with (moto ids), for stand-ins that act on the plan's
+    wiring, e.g. ``replication.py`` (global-table replicas, bucket replication rules)."""
 
 
 @dataclass
