@@ -30,6 +30,7 @@ from components.sandbox.deploy import Deployment, deploy_stack
 from components.sandbox.moto_proc import MotoProcess
 from components.sandbox.outage import MODES, RegionOutageProxy
 from components.sandbox.replication import GlobalTableReplicator, ReplicationError
+from components.sandbox.replication_s3 import BucketReplicator, S3ReplicationError
 
 
 def short_type(t: str) -> str:
@@ -67,26 +68,28 @@ def differences(d: Deployment, seconds_per_minute: float) -> list[str]:
         "The plan's own documents stay as registered.",
         "Identity: the sandbox assumes each function's role on the Lambda service's behalf "
         "(the trust policy gains the sandbox deployer next to the service).",
-        f"Lambda: each invocation is a fresh `python -I -S` process on this machine's Python "
+        f"Lambda: each invocation is a fresh `python -I -S` on this machine's Python "
         f"{sys.version_info.major}.{sys.version_info.minor} (the plan asks for "
         f"{', '.join(runtimes)}), with boto3 {RUNTIME_BOTO3} (this machine's version, not "
-        "the runtime's pinned one), forked from a process that has imported only boto3 (no "
-        "function code, clients or credentials), so boto3's import time is not paid per "
-        "invocation (a cold start on Lambda pays it); no cold starts, concurrency limits or "
-        "VPC networking; Invoke is served locally and does not check lambda:InvokeFunction.",
+        "the runtime's pinned one); no cold starts, concurrency limits or VPC networking; "
+        "Invoke is served locally and does not check lambda:InvokeFunction.",
         "API Gateway: moto holds REST APIs, stages and stage variables; it does not serve "
         "requests through a stage (the drill's stand-in, edge.py, does).",
         "Route 53: zones, records and health checks are stored; moto reports every health "
         "check healthy and evaluates nothing: health comes from the sandbox's stand-in.",
         "CloudWatch: alarms and metrics are stored, never evaluated by moto; EventBridge "
         "rules are stored, and the sandbox scheduler fires them.",
-        "DynamoDB global tables: one table per replica region; while schedules run, the "
+        "DynamoDB global tables: one table per replica region; with --minutes or --serve the "
         "sandbox's replicator (replication.py) copies every write between them from their "
         "streams: asynchronous (--replication-delay, real seconds, not compressed), per-item "
         "order kept, last writer wins by the write's stream time (ties: greater region name), "
-        "deletes replicate, no echo. Not modelled: replication of TTL deletes as AWS marks "
-        "them, GSIs, capacity or throttling, CloudWatch ReplicationLatency metrics (the CLI "
-        "prints its own). S3 replication: configuration stored, nothing copied.",
+        "deletes replicate, no echo. Not modelled: TTL expiry, GSIs, capacity or throttling, "
+        "the CloudWatch ReplicationLatency metric (the CLI prints its own figures).",
+        "S3 replication: moto stores the configuration and copies nothing; the sandbox's "
+        "bucket replicator (replication_s3.py) copies new versions and, when the rule says so, "
+        "delete markers along the plan's rules after --replication-delay; replicas are not "
+        "replicated back. Not modelled: tag filters, the RTC 15-minute SLA, replica "
+        "modification sync, replication status headers, KMS objects.",
         "Regional outage (--outage REGION[:SERVICE]): functions reach moto through a proxy "
         "(outage.py) that drops requests signed for that region with a TCP reset (boto3: "
         "ConnectionClosedError), or answers 503 ServiceUnavailable (--outage-mode "
@@ -146,14 +149,16 @@ def run_schedules(d: Deployment, args: argparse.Namespace, cache: Path,
         seen_by_functions = dataclasses.replace(d, moto_url=proxy.url) if proxy else d
         host = FunctionHost(fallback=seen_by_functions.moto_url)
         stack.callback(host.close)
-        rep = None
+        rep = s3rep = None
         if not args.no_replication:
+            run_s = (24 * 3600.0 if args.serve
+                     else max(60.0, args.minutes * args.seconds_per_minute + 60.0))
             try:
                 rep = stack.enter_context(GlobalTableReplicator(
-                    d, delay_s=args.replication_delay,
-                    max_run_s=max(60.0, args.minutes * args.seconds_per_minute + 60.0)
-                    if not args.serve else 24 * 3600.0))
-            except ReplicationError as exc:
+                    d, delay_s=args.replication_delay, max_run_s=run_s))
+                s3rep = stack.enter_context(BucketReplicator(
+                    d, delay_s=args.replication_delay, max_run_s=run_s))
+            except (ReplicationError, S3ReplicationError) as exc:
                 say(f"error: {exc} (or run with --no-replication)")
                 return 1
         runner = LambdaRunner(seen_by_functions, cache, endpoints={"lambda": host.url},
@@ -162,7 +167,7 @@ def run_schedules(d: Deployment, args: argparse.Namespace, cache: Path,
         for fn in d.functions.values():
             host.register(fn.name, _hosted(runner, fn.name))
         if proxy is not None:
-            stack.enter_context(_outage(args, proxy, rep, say))
+            stack.enter_context(_outage(args, proxy, [rep, s3rep], say))
         if args.minutes:
             sched = Scheduler(d.schedules, lambda name, event: runner.invoke(name, event),
                               seconds_per_minute=args.seconds_per_minute,
@@ -182,7 +187,7 @@ def run_schedules(d: Deployment, args: argparse.Namespace, cache: Path,
                         err = x.error or x.result.payload.get("errorMessage", "")
                         say(f"    {str(err)[:160]}")
                         break
-            _say_stand_ins(say, rep, proxy)
+            _say_stand_ins(say, rep, s3rep, proxy)
         if args.serve:
             say("")
             say("In another shell:")
@@ -197,7 +202,13 @@ def run_schedules(d: Deployment, args: argparse.Namespace, cache: Path,
     return 0
 
 
-def _say_stand_ins(say: Callable[[str], None], rep: Any, proxy: Any) -> None:
+def _say_stand_ins(say: Callable[[str], None], rep: Any, s3rep: Any, proxy: Any) -> None:
+    if s3rep is not None:
+        say("")
+        say("bucket replication (per rule):")
+        for direction, x in s3rep.stats().items():
+            say(f"  {direction:<46} delivered {x['delivered']:g}  backlog {x['backlog']:g}  "
+                f"lag {x['lag_s']:.1f} s  max latency {x['max_latency_s']:.2f} s")
     if rep is not None:
         say("")
         say("global-table replication (per direction):")
@@ -215,25 +226,26 @@ def _say_stand_ins(say: Callable[[str], None], rep: Any, proxy: Any) -> None:
 
 
 @contextlib.contextmanager
-def _outage(args: argparse.Namespace, proxy: Any, rep: Any,
+def _outage(args: argparse.Namespace, proxy: Any, replicators: list[Any],
             say: Callable[[str], None]) -> Iterator[None]:
     """Fault ``--outage`` at simulated minute ``--outage-at`` for ``--outage-minutes``: the
-    proxy refuses the functions' calls and, for a whole region or DynamoDB, the replicator
-    cuts the region."""
+    proxy refuses the functions' calls and the replicators of the service (DynamoDB, S3; all
+    for a whole region) cut the region."""
     region, _, name = str(args.outage).partition(":")
     service = name or None
-    cuts = rep is not None and service in (None, "dynamodb") and region in rep.regions
+    cut = [r for r, svc in zip(replicators, ("dynamodb", "s3"), strict=True)
+           if r is not None and service in (None, svc) and region in r.regions]
 
     def begin() -> None:
         proxy.fault(region, service, mode=args.outage_mode)
-        if cuts:
-            rep.cut(region)
+        for r in cut:
+            r.cut(region)
         say(f"[outage] {region}{':' + service if service else ''} down ({args.outage_mode})")
 
     def end() -> None:
         proxy.heal(region, service)
-        if cuts:
-            rep.heal(region)
+        for r in cut:
+            r.heal(region)
         say(f"[outage] {region}{':' + service if service else ''} healed")
 
     spm = args.seconds_per_minute

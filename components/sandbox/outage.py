@@ -40,9 +40,10 @@ MODES = ("reset", "unavailable")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _SERVICE = re.compile(r"^[a-z0-9-]+$")
 _SCOPE = re.compile(r"Credential=([^,\s]+)")
-#: Hop-by-hop headers (RFC 9110 7.6.1) and those this server writes itself.
+#: Hop-by-hop headers (RFC 9110 7.6.1), those this server writes itself, and Expect (this
+#: server reads the whole body before forwarding; SigV4 never signs Expect).
 _NOT_FORWARDED = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade",
-                  "proxy-connection", "content-length", "server", "date"}
+                  "proxy-connection", "content-length", "server", "date", "expect"}
 FORWARD_TIMEOUT_S = 60.0
 MAX_BODY = 64 * 1024 * 1024
 MAX_CHUNKS = 100_000

@@ -205,7 +205,16 @@ class GlobalTableReplicator:
     # -- control ------------------------------------------------------------------------
 
     def start(self) -> GlobalTableReplicator:
-        """Check every replica's stream and open it; then replicate in a thread."""
+        """``open()``, then replicate in a thread until ``stop()`` or ``max_run_s``."""
+        self.open()
+        self._thread = threading.Thread(target=self._run, name="global-table-replicator",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def open(self) -> None:
+        """Check every replica's stream and open it at its start (nothing is replicated until
+        ``step()`` runs, by the thread or by the caller)."""
         for t in self.tables:
             for region in t.regions:
                 desc = self._client("dynamodb", region).describe_table(TableName=t.name)["Table"]
@@ -216,10 +225,6 @@ class GlobalTableReplicator:
                         f"table replica needs StreamEnabled with {STREAM_VIEW}")
                 self._streams[(t.name, region)] = _Stream(
                     self._client("dynamodbstreams", region), str(desc["LatestStreamArn"]))
-        self._thread = threading.Thread(target=self._run, name="global-table-replicator",
-                                        daemon=True)
-        self._thread.start()
-        return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
@@ -260,6 +265,12 @@ class GlobalTableReplicator:
         """Changes read from ``source`` and not yet applied in ``target``."""
         with self._lock:
             return len(self.directions[(source, target)].queue)
+
+    def waiting(self, source: str, target: str) -> list[tuple[str, dict[str, Any], Image]]:
+        """(table, key, item or None for a delete) of each change from ``source`` that
+        ``target`` has not got, oldest first: what is lost if ``source`` never comes back."""
+        with self._lock:
+            return [(c.table, c.key, c.image) for c in self.directions[(source, target)].queue]
 
     def lag_s(self, source: str, target: str) -> float:
         """Age of the oldest change from ``source`` that ``target`` has not got (0 if none),
@@ -321,6 +332,11 @@ class GlobalTableReplicator:
 
     def step(self) -> None:
         """One round: read every stream, then apply what is due."""
+        busy = self.read_streams()
+        self.deliver_due(busy)
+
+    def read_streams(self) -> bool:
+        """Read every stream to its end and handle each record; True if there was one."""
         busy = False
         for t in self.tables:
             for region in t.regions:
@@ -331,6 +347,10 @@ class GlobalTableReplicator:
                     with self._lock:
                         self._on_record(t, region, stream.buffer[0])
                     stream.buffer.popleft()
+        return busy
+
+    def deliver_due(self, busy: bool = False) -> None:
+        """Apply every change that is due between regions that are up, in order."""
         now = time.monotonic()
         with self._lock:
             for d in self.directions.values():

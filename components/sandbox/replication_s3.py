@@ -165,6 +165,11 @@ class BucketReplicator:
         with self._lock:
             self._down.discard(region)
 
+    @property
+    def down(self) -> set[str]:
+        with self._lock:
+            return set(self._down)
+
     def backlog(self, source: str, target: str) -> int:
         with self._lock:
             return len(self.routes[(source, target)].queue)

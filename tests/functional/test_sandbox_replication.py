@@ -1,34 +1,31 @@
-"""Global-table replication and regional outages in the plan-deployed sandbox: the aws-dev
-plan deployed into a moto server (IAM enforced), ``GlobalTableReplicator`` between the
-``shop-orders`` replicas, ``RegionOutageProxy`` in front of moto for functions.
+"""Replication in the plan-deployed sandbox: the aws-dev plan deployed into a moto server
+(IAM enforced), ``GlobalTableReplicator`` between the ``shop-orders`` replicas,
+``BucketReplicator`` along the buckets' replication rules, and the CLI wiring (``--outage``
+cuts the region in the replicators and the proxy; the proxy itself: test_sandbox_outage.py).
 
 Before these stand-ins the sandbox held one independent table per replica region: a write
 in us-east-1 never reached us-west-2, so no drill could count lost or duplicated writes."""
 
 from __future__ import annotations
 
-import dataclasses
+import argparse
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
-import pulumi
 import pytest
-from botocore.config import Config as BotoConfig
-from botocore.exceptions import ClientError, ConnectionClosedError
+from botocore.exceptions import ClientError
 
 from components.plan.run import read_stack, run_program
 from components.program import main
-from components.sandbox.deploy import Deployment, Function, deploy_run
+from components.sandbox.__main__ import _outage, differences
+from components.sandbox.__main__ import main as cli_main
+from components.sandbox.deploy import Deployment, deploy_run
 from components.sandbox.deploy_model import Created
-from components.sandbox.lambda_runner import LambdaRunner
 from components.sandbox.moto_proc import MotoProcess
-from components.sandbox.outage import RegionOutageProxy, credential_scope
+from components.sandbox.outage import RegionOutageProxy
 from components.sandbox.replication import (
     GlobalTable,
     GlobalTableReplicator,
@@ -236,6 +233,39 @@ def test_concurrent_writes_to_one_key_in_both_regions_converge(
     assert east["n"] == {"N": "24"}  # each region's last write is its 25th
 
 
+def test_a_replicated_write_that_overtakes_a_newer_local_write_is_undone(
+    deployment: Deployment,
+) -> None:
+    # The race a stream-reading replicator has: it applies us-east-1's older write to
+    # us-west-2 after us-west-2 took a newer write that it had not read yet. Without the
+    # write-back, us-east-1 ends with the newer item and us-west-2 with the older: they
+    # never converge. Driven round by round on a table of its own, so the order is exact.
+    name = "race-orders"
+    for region in (EAST, WEST):
+        deployment.client("dynamodb", region).create_table(
+            TableName=name, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    r = GlobalTableReplicator(deployment, delay_s=0.0,
+                              tables=[GlobalTable(name, (EAST, WEST), ("pk",))])
+    r.open()
+    east, west = deployment.client("dynamodb", EAST), deployment.client("dynamodb", WEST)
+    item = {"pk": {"S": "k"}}
+    east.put_item(TableName=name, Item={**item, "by": {"S": "east-older"}})
+    assert r.read_streams()
+    time.sleep(0.01)  # moto stamps stream records in ms
+    west.put_item(TableName=name, Item={**item, "by": {"S": "west-newer"}})
+    r.deliver_due()  # the older write lands on top of the newer one it has not read
+    assert west.get_item(TableName=name, Key=item)["Item"]["by"] == {"S": "east-older"}
+    for _ in range(10):
+        r.step()
+    assert r.counters.write_backs == 1
+    assert east.get_item(TableName=name, Key=item)["Item"]["by"] == {"S": "west-newer"}
+    assert west.get_item(TableName=name, Key=item)["Item"]["by"] == {"S": "west-newer"}
+    assert not any(r.backlog(a, b) for a, b in ((EAST, WEST), (WEST, EAST)))
+
+
 def test_cut_stops_replication_and_heal_lets_the_backlog_flow(
     deployment: Deployment, rep: GlobalTableReplicator,
 ) -> None:
@@ -249,6 +279,8 @@ def test_cut_stops_replication_and_heal_lets_the_backlog_flow(
         assert get(deployment, WEST, "cut-1") is None
         assert get(deployment, EAST, "cut-2") is None
         assert rep.lag_s(EAST, WEST) >= rep.delay_s
+        assert rep.waiting(EAST, WEST) == [(TABLE, key("cut-1"), {
+            **key("cut-1"), "state": {"S": "during-outage"}})]
         assert rep.stats()[f"{EAST}->{WEST}"]["backlog"] == 1
     finally:
         rep.heal(EAST)
@@ -257,170 +289,6 @@ def test_cut_stops_replication_and_heal_lets_the_backlog_flow(
     assert get(deployment, EAST, "cut-2") == get(deployment, WEST, "cut-2") is not None
     assert rep.backlog(EAST, WEST) == rep.backlog(WEST, EAST) == 0
     assert rep.lag_s(EAST, WEST) == 0.0
-
-
-# -- the outage proxy ---------------------------------------------------------------------
-
-def test_credential_scope_is_read_from_the_header_and_the_presigned_query() -> None:
-    header = {"Authorization": "AWS4-HMAC-SHA256 Credential=AKID/20261121/us-west-2/"
-                               "dynamodb/aws4_request, SignedHeaders=host, Signature=ab"}
-    assert credential_scope(header, "/") == (WEST, "dynamodb")
-    assert credential_scope({}, "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential="
-                                "AKID%2F20261121%2Fus-east-1%2Fs3%2Faws4_request") == (EAST, "s3")
-    assert credential_scope({}, "/moto-api/data.json") is None
-
-
-def test_bad_fault_arguments_are_refused(deployment: Deployment) -> None:
-    with RegionOutageProxy(deployment.moto_url) as proxy:
-        with pytest.raises(ValueError, match=r"region 'US_EAST': not a region name"):
-            proxy.fault("US_EAST")
-        with pytest.raises(ValueError, match=r"service 'Dynamo DB': not a SigV4 signing name"):
-            proxy.fault(EAST, "Dynamo DB")
-        with pytest.raises(ValueError, match=r"mode 'drop'; allowed: reset, unavailable"):
-            proxy.fault(EAST, mode="drop")
-        assert proxy.faults == {}
-    with pytest.raises(ValueError, match=r"upstream 'moto': allowed: http://HOST:PORT"):
-        RegionOutageProxy("moto")
-
-
-def _deployer(d: Deployment, region: str, url: str, secret: str | None = None) -> Any:
-    make: Any = boto3.client
-    return make("dynamodb", region_name=region, endpoint_url=url,
-                aws_access_key_id=d.access_key[0],
-                aws_secret_access_key=secret or d.access_key[1],
-                config=BotoConfig(retries={"total_max_attempts": 1}, read_timeout=10))
-
-
-def test_a_signed_request_keeps_a_valid_signature_through_the_proxy(
-    deployment: Deployment,
-) -> None:
-    with RegionOutageProxy(deployment.moto_url) as proxy:
-        # moto checks signatures (IAM on): the same call with a wrong secret is refused, so
-        # the call that passes proves the forwarded request is the one that was signed.
-        ok = _deployer(deployment, WEST, proxy.url).describe_table(TableName=TABLE)
-        assert ok["Table"]["TableName"] == TABLE
-        with pytest.raises(ClientError) as bad:
-            _deployer(deployment, WEST, proxy.url, secret="wrong").describe_table(
-                TableName=TABLE)
-        # (moto answers a JSON-protocol call in XML here, so botocore reports code "403")
-        assert bad.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
-        assert "<Code>SignatureDoesNotMatch</Code>" in bad.value.response["Error"]["Message"]
-        assert proxy.forwarded[(WEST, "dynamodb")] == 2
-
-
-def test_unavailable_mode_answers_503_service_unavailable(deployment: Deployment) -> None:
-    with RegionOutageProxy(deployment.moto_url) as proxy:
-        proxy.fault(WEST, "dynamodb", mode="unavailable")
-        with pytest.raises(ClientError) as refused:
-            _deployer(deployment, WEST, proxy.url).describe_table(TableName=TABLE)
-        assert refused.value.response["Error"]["Code"] == "ServiceUnavailable"
-        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
-        assert proxy.refused[(WEST, "dynamodb")] == 1
-
-
-def test_a_presigned_url_is_refused_for_its_faulted_region_and_passes_after_heal(
-    deployment: Deployment,
-) -> None:
-    s3 = deployment.client("s3", EAST)
-    bucket = next(c.cloud_id for c in deployment.created
-                  if c.type.startswith("aws:s3/bucket") and c.region == EAST
-                  and c.type.endswith((":Bucket", ":BucketV2")))
-    s3.put_object(Bucket=bucket, Key="presigned.txt", Body=b"hello")
-    with RegionOutageProxy(deployment.moto_url) as proxy:
-        make: Any = boto3.client
-        via = make("s3", region_name=EAST, endpoint_url=proxy.url,
-                   aws_access_key_id=deployment.access_key[0],
-                   aws_secret_access_key=deployment.access_key[1],
-                   config=BotoConfig(signature_version="s3v4"))
-        url = via.generate_presigned_url("get_object", Params={"Bucket": bucket,
-                                                               "Key": "presigned.txt"})
-        proxy.fault(EAST, "s3")
-        assert "X-Amz-Credential=" in url
-        with pytest.raises(OSError) as reset:  # RemoteDisconnected or ConnectionResetError
-            urllib.request.urlopen(url, timeout=10)
-        assert not isinstance(reset.value, urllib.error.HTTPError), reset.value
-        assert proxy.refused[(EAST, "s3")] == 1
-        proxy.heal(EAST)
-        # After heal the request reaches moto and moto's answer comes back. (moto 5.2.5 with
-        # IAM on answers a presigned GET with 500 even when called directly, so the answer
-        # itself is moto's, not the object.)
-        try:
-            with urllib.request.urlopen(url, timeout=10) as resp:
-                assert resp.read() == b"hello"
-        except urllib.error.HTTPError as exc:
-            assert exc.code == 500, exc
-        assert proxy.forwarded[(EAST, "s3")] == 1
-        assert proxy.refused[(EAST, "s3")] == 1
-
-
-_PROBE = """
-import boto3
-from botocore.config import Config
-
-def handler(event, context):
-    out = {}
-    for region in ("us-east-1", "us-west-2"):
-        ddb = boto3.client("dynamodb", region_name=region,
-                           config=Config(retries={"total_max_attempts": 2}, read_timeout=10))
-        try:
-            ddb.get_item(TableName="shop-orders",
-                         Key={"pk": {"S": "probe"}, "sk": {"S": "order"}})
-            out[region] = "ok"
-        except Exception as exc:
-            out[region] = type(exc).__name__ + ": " + str(exc)
-    return out
-"""
-
-
-@pytest.fixture(scope="module")
-def proxied(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory,
-            ) -> Iterator[tuple[RegionOutageProxy, LambdaRunner]]:
-    wrapper = deployment.functions["shop-wrap-ue1-primary"]
-    deployment.functions["outage-probe"] = Function(
-        name="outage-probe", region=EAST, arn=wrapper.arn + "-probe",
-        role_arn=wrapper.role_arn, handler="app.handler", runtime="python3.12",
-        timeout_s=30, memory_mb=128, env={},
-        code=pulumi.AssetArchive({"app.py": pulumi.StringAsset(_PROBE)}), layers=[])
-    with RegionOutageProxy(deployment.moto_url) as proxy:
-        # The functions' AWS_ENDPOINT_URL is the proxy: every call they make crosses it.
-        runner = LambdaRunner(dataclasses.replace(deployment, moto_url=proxy.url),
-                              tmp_path_factory.mktemp("lambda"),
-                              runtime_root=ROOT / ".standby-cache")
-        yield proxy, runner
-
-
-def test_a_functions_dynamodb_call_to_a_faulted_region_is_refused_until_heal(
-    proxied: tuple[RegionOutageProxy, LambdaRunner],
-) -> None:
-    proxy, runner = proxied
-    inv = runner.invoke("outage-probe", {})
-    assert inv.ok and inv.payload == {EAST: "ok", WEST: "ok"}, (inv.payload, inv.logs[-800:])
-    proxy.fault(EAST, "dynamodb")
-    inv = runner.invoke("outage-probe", {})
-    assert inv.ok, (inv.payload, inv.logs[-800:])
-    assert inv.payload[WEST] == "ok"
-    assert inv.payload[EAST].startswith(ConnectionClosedError.__name__ + ": "), inv.payload
-    assert proxy.refused[(EAST, "dynamodb")] == 2  # the first try and botocore's one retry
-    assert proxy.refused[(WEST, "dynamodb")] == 0
-    proxy.heal(EAST, "dynamodb")
-    inv = runner.invoke("outage-probe", {})
-    assert inv.ok and inv.payload == {EAST: "ok", WEST: "ok"}, inv.payload
-    assert proxy.refused[(EAST, "dynamodb")] == 2
-
-
-def test_a_whole_region_fault_covers_every_service_of_that_region_only(
-    proxied: tuple[RegionOutageProxy, LambdaRunner],
-) -> None:
-    proxy, runner = proxied
-    proxy.fault(WEST)
-    try:
-        inv = runner.invoke("outage-probe", {})
-        assert inv.ok, (inv.payload, inv.logs[-800:])
-        assert inv.payload[EAST] == "ok"
-        assert inv.payload[WEST].startswith("ConnectionClosedError"), inv.payload
-    finally:
-        proxy.heal(WEST)
-    assert runner.invoke("outage-probe", {}).payload == {EAST: "ok", WEST: "ok"}
 
 
 # -- S3 replication -----------------------------------------------------------------------
@@ -509,3 +377,46 @@ def test_a_cut_bucket_region_holds_its_copies_until_heal(
     assert len(versions(deployment, WEST, "s3-cut-1")[0]) == 1
     with pytest.raises(ValueError, match=r"region 'eu-north-1' holds no replicated bucket"):
         s3rep.cut("eu-north-1")
+
+
+# -- the CLI wiring -----------------------------------------------------------------------
+
+def test_differences_say_what_the_stand_ins_do_instead_of_no_replication(
+    deployment: Deployment,
+) -> None:
+    text = "\n".join(differences(deployment, 60.0))
+    assert "no replication" not in text and "nothing copied" not in text
+    assert "last writer wins by the write's stream time" in text
+    assert "S3 replication: moto stores the configuration and copies nothing; the sandbox's" \
+        in text
+    assert "ConnectionClosedError" in text and "EndpointConnectionError" in text
+
+
+def test_cli_outage_cuts_the_region_in_the_proxy_and_both_replicators_for_its_window(
+    deployment: Deployment, rep: GlobalTableReplicator, s3rep: BucketReplicator,
+) -> None:
+    lines: list[str] = []
+    # 6 simulated minutes of 0.5 s: a 3 s window, long enough to look inside it.
+    args = argparse.Namespace(outage=EAST, outage_at=0.0, outage_minutes=6.0,
+                              outage_mode="reset", seconds_per_minute=0.5)
+    with (RegionOutageProxy(deployment.moto_url) as proxy,
+          _outage(args, proxy, [rep, s3rep], lines.append)):
+        until(lambda: f"[outage] {EAST} down (reset)" in lines, "the outage began")
+        assert proxy.faults == {(EAST, None): "reset"}
+        assert rep.down == {EAST} and EAST in s3rep.down
+        until(lambda: f"[outage] {EAST} healed" in lines, "the outage ended")
+        assert proxy.faults == {} and rep.down == set() and not s3rep.down
+    args.outage = f"{WEST}:dynamodb"
+    with (RegionOutageProxy(deployment.moto_url) as proxy,
+          _outage(args, proxy, [rep, s3rep], lines.append)):
+        until(lambda: f"[outage] {WEST}:dynamodb down (reset)" in lines, "began")
+        assert rep.down == {WEST} and not s3rep.down  # S3 is not cut for a DynamoDB fault
+        until(lambda: f"[outage] {WEST}:dynamodb healed" in lines, "ended")
+    assert rep.down == set()
+
+
+def test_cli_refuses_a_bad_outage_with_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(["--stack", "aws-dev", "--project-dir", str(ROOT), "--outage", "US_EAST"])
+    assert exit_.value.code == 2
+    assert "--outage: region 'US_EAST': not a region name" in capsys.readouterr().err
