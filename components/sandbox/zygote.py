@@ -59,7 +59,7 @@ FORK_TIMEOUT_S = 10.0
 DRAIN_S = 5.0
 
 _SERVER = r"""
-import contextlib, ctypes, gc, importlib, selectors, signal, socket
+import contextlib, ctypes, gc, importlib, json, os, selectors, signal, socket, sys, time
 STDLIB_PATH = list(sys.path)
 # Set by the interpreter at start (PEP 538 locale coercion when LANG names a locale this
 # machine lacks): a spawned function interpreter would set it too.
