@@ -98,6 +98,7 @@ def serve(path):
     sel.register(wake_r, selectors.EVENT_READ, "reap")
     sel.register(0, selectors.EVENT_READ, "runner")
     children = {}  # pid -> connection (None once the runner hung up)
+    pending = set()  # connections whose request has not arrived yet
     me = os.getpid()
     os.write(1, b"ready %d\n" % me)
 
@@ -147,12 +148,18 @@ def serve(path):
                     conn, _ = listener.accept()
                 except BlockingIOError:
                     continue
-                conn.settimeout(5)
+                # Read only when readable: a slow runner thread never holds up other forks.
+                conn.settimeout(1)
+                pending.add(conn)
+                sel.register(conn, selectors.EVENT_READ, "request")
+            elif what == "request":
+                conn = key.fileobj
+                pending.discard(conn)
+                sel.unregister(conn)
                 try:
                     msg, fds, flags, _ = socket.recv_fds(conn, 1, 3)
                 except OSError:
-                    conn.close()
-                    continue
+                    msg, fds, flags = b"", [], 0
                 if msg != b"F" or len(fds) != 3 or flags & socket.MSG_CTRUNC:
                     for fd in fds:
                         os.close(fd)
@@ -167,10 +174,9 @@ def serve(path):
                     listener.close()
                     os.close(wake_r)
                     os.close(wake_w)
-                    for other in children.values():
+                    for other in [*children.values(), *pending, conn]:
                         if other is not None:
                             other.close()
-                    conn.close()
                     return me, fds
                 with contextlib.suppress(OSError):
                     os.setpgid(pid, pid)  # also done by the child: whichever runs first
@@ -189,7 +195,7 @@ def serve(path):
                 pid, conn = what, key.fileobj
                 try:
                     data = conn.recv(64)
-                except BlockingIOError:
+                except (BlockingIOError, TimeoutError):
                     continue
                 except OSError:
                     data = b""
