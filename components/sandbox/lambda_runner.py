@@ -22,11 +22,14 @@ What the function's interpreter sees, and nothing more:
   the region and Lambda's reserved variables. Proxies point at a closed local port with
   ``NO_PROXY`` for loopback, so a call to a real cloud host fails instead of leaving the
   machine.
-- the event on stdin, a context with ``get_remaining_time_in_millis`` and
-  ``aws_request_id``; the result comes back as one JSON line on stdout (the function's
-  own prints go to stderr, like its CloudWatch log stream).
+- the event (the bootstrap reads it before the handler runs: from a pipe of its own when
+  forked, from stdin when spawned; the handler's stdin is empty), a context with
+  ``get_remaining_time_in_millis`` and ``aws_request_id``; the result comes back as one
+  JSON line on stdout (the function's own prints go to stderr, like its CloudWatch log
+  stream).
 
-The runner stops the process (and whatever it started) at the function's timeout.
+The runner stops the process at the function's timeout (a forked one with whatever it
+started: its process group).
 
 Time compression (``compression`` > 1, the scheduler's ``seconds_per_minute`` < 60): a
 monitor's scheduled invocation loops for ``STANDBY_LOOP_S`` (50 s on AWS) whatever the
