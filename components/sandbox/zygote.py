@@ -380,7 +380,7 @@ class Zygote:
             conn.settimeout(FORK_TIMEOUT_S)
             conn.connect(self.socket_path)
             socket.send_fds(conn, [b"F"], [in_r, out_w, err_w])
-            pid = self._read_pid(conn, started + FORK_TIMEOUT_S)
+            pid, rest = self._read_pid(conn, started + FORK_TIMEOUT_S)
         except BaseException as exc:
             conn.close()
             for fd in mine:
@@ -391,26 +391,28 @@ class Zygote:
         finally:
             for fd in (in_r, out_w, err_w):
                 os.close(fd)
-        return self._follow(pid, conn, body, in_w, out_r, err_r, started + timeout_s)
+        return self._follow(pid, conn, rest, body, in_w, out_r, err_r, started + timeout_s)
 
     @staticmethod
-    def _read_pid(conn: socket.socket, deadline: float) -> int:
+    def _read_pid(conn: socket.socket, deadline: float) -> tuple[int, bytes]:
+        """The forked child's pid, and what the server said after it."""
         line = b""
-        while not line.endswith(b"\n"):
+        while b"\n" not in line:
             conn.settimeout(max(0.01, deadline - time.monotonic()))
             chunk = conn.recv(64)
             if not chunk:
                 raise ValueError("connection closed before the fork")
             line += chunk
-        word, _, value = line.decode().strip().partition(" ")
-        if word != "pid":
+        first, _, rest = line.partition(b"\n")
+        word, _, value = first.decode().partition(" ")
+        if word != "pid" or not value.isdigit():
             raise ValueError(f"unexpected answer {line!r}")
-        return int(value)
+        return int(value), rest
 
     @staticmethod
-    def _follow(pid: int, conn: socket.socket, body: bytes, in_w: int, out_r: int,
-                err_r: int, deadline: float) -> Exit:
-        out, err, answers = bytearray(), bytearray(), bytearray()
+    def _follow(pid: int, conn: socket.socket, answered: bytes, body: bytes, in_w: int,
+                out_r: int, err_r: int, deadline: float) -> Exit:
+        out, err, answers = bytearray(), bytearray(), bytearray(answered)
         returncode: int | None = None
         reported = timed_out = False
         stop_at: float | None = None  # set once the child is gone or killed

@@ -311,12 +311,12 @@ def handler(event, context):
     helper = subprocess.Popen(['sleep', '60'])
     print('pids', os.getpid(), helper.pid, file=sys.stderr, flush=True)
     time.sleep(60)
-""", timeout_s=1)
+""", timeout_s=4)  # long enough to start the helper on a loaded machine
     deploy(deployment, "report", REPORT)
     server = runner.invoke("report", {}).payload["ppid"]
     inv = runner.invoke("sleeper", {})
     assert inv.error == "Sandbox.Timeout", (inv.payload, inv.logs)
-    assert inv.payload["errorMessage"] == "Task timed out after 1.00 seconds"
+    assert inv.payload["errorMessage"] == "Task timed out after 4.00 seconds"
     pids = [int(p) for p in inv.logs.split("pids", 1)[1].split()[:2]]
     assert all(wait_gone(p) for p in pids), pids
     after = runner.invoke("report", {})
