@@ -65,8 +65,9 @@ def differences(d: Deployment, seconds_per_minute: float) -> list[str]:
         f"{', '.join(runtimes)}), with boto3 {RUNTIME_BOTO3} (this machine's version, not "
         "the runtime's pinned one), forked from a process that has imported only boto3 (no "
         "function code, clients or credentials), so boto3's import time is not paid per "
-        "invocation (a cold start on Lambda pays it); no cold starts, concurrency limits or "
-        "VPC networking; Invoke is served locally and does not check lambda:InvokeFunction.",
+        "invocation (a cold start on Lambda pays it; the sandbox has no cold starts); no "
+        "concurrency limits or VPC networking; Invoke is served locally and does not check "
+        "lambda:InvokeFunction.",
         "API Gateway: moto holds REST APIs, stages and stage variables; it does not serve "
         "requests through a stage (the drill's stand-in, edge.py, does).",
         "Route 53: zones, records and health checks are stored; moto reports every health "
