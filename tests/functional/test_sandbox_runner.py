@@ -7,6 +7,7 @@ functions run as forked children of a real ``python -I -S`` server."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -21,10 +22,12 @@ import boto3
 import pulumi
 import pytest
 
+from components.sandbox import zygote as zygote_mod
 from components.sandbox.deploy import Deployment, Function, trust_for_sandbox
 from components.sandbox.deploy_model import DEPLOYER_POLICY, DEPLOYER_USER
 from components.sandbox.lambda_runner import (
     BASE_ENV,
+    MAX_REFUSALS,
     MAX_ZYGOTE_STARTS,
     RUNTIME_BOTO3,
     LambdaRunner,
@@ -362,6 +365,29 @@ def handler(event, context):
     after = runner.invoke("report", {})
     assert after.ok, (after.payload, after.logs)
     assert after.payload["ppid"] == runner.zygote_pid != first
+
+
+def test_a_wedged_fork_server_spawns_what_it_refuses_and_is_replaced_after_repeats(
+    runner: LambdaRunner, deployment: Deployment, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A stopped server still accepts connections (the kernel queues them) but never forks:
+    # each refused invocation runs spawned instead, and only repeated refusals replace the
+    # server (one refusal may be a full backlog, and replacing kills what runs on it).
+    monkeypatch.setattr(zygote_mod, "FORK_TIMEOUT_S", 0.5)
+    deploy(deployment, "report", REPORT)
+    wedged = runner.invoke("report", {}).payload["ppid"]
+    os.kill(wedged, signal.SIGSTOP)
+    try:
+        for _ in range(MAX_REFUSALS - 1):
+            inv = runner.invoke("report", {})
+            assert inv.ok and inv.payload["ppid"] == os.getpid()  # spawned
+            assert runner.zygote_pid == wedged
+        inv = runner.invoke("report", {})
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(wedged, signal.SIGCONT)
+    assert inv.ok and inv.payload["ppid"] == runner.zygote_pid
+    assert runner.zygote_pid not in (None, wedged) and wait_gone(wedged)
 
 
 def test_restarts_are_bounded_then_invocations_spawn(
