@@ -350,6 +350,7 @@ def handler(event, context):
     time.sleep(30)
 """)
     first = runner.invoke("report", {}).payload["ppid"]
+    assert first == runner.zygote_pid != os.getpid()  # never kill this process
     started = tmp_path / "started"
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(runner.invoke, "waiter", {"started": str(started)})
@@ -376,6 +377,7 @@ def test_a_wedged_fork_server_spawns_what_it_refuses_and_is_replaced_after_repea
     monkeypatch.setattr(zygote_mod, "FORK_TIMEOUT_S", 0.5)
     deploy(deployment, "report", REPORT)
     wedged = runner.invoke("report", {}).payload["ppid"]
+    assert wedged == runner.zygote_pid != os.getpid()  # never signal this process
     os.kill(wedged, signal.SIGSTOP)
     try:
         for _ in range(MAX_REFUSALS - 1):
@@ -397,7 +399,7 @@ def test_restarts_are_bounded_then_invocations_spawn(
     servers = []
     for _ in range(MAX_ZYGOTE_STARTS):
         inv = runner.invoke("report", {})
-        assert inv.ok and inv.payload["ppid"] == runner.zygote_pid
+        assert inv.ok and inv.payload["ppid"] == runner.zygote_pid != os.getpid()
         servers.append(inv.payload["ppid"])
         os.kill(inv.payload["ppid"], signal.SIGKILL)
         assert wait_gone(inv.payload["ppid"])
