@@ -109,6 +109,7 @@ def run_logic_fault(d: Deployment, project: Path, seconds_per_minute: float,
     done: list[tuple[float, Any]] = []
     sched: Scheduler | None = None
     thread: threading.Thread | None = None
+    runner: LambdaRunner | None = None
     try:
         runner = LambdaRunner(d, project / ".standby-cache", endpoints={"lambda": host.url},
                               compression=compression)
@@ -144,6 +145,8 @@ def run_logic_fault(d: Deployment, project: Path, seconds_per_minute: float,
         if thread is not None:
             thread.join(timeout=90)
         host.close()
+        if runner is not None:
+            runner.close()
     rto = None if switched is None else (switched - injected) * compression
     for line in gateway_decisions(list(done), region, injected):
         say(f"  {line}")

@@ -1,4 +1,14 @@
-"""Invoke a deployed function the way Lambda does: a fresh interpreter per invocation.
+"""Invoke a deployed function the way Lambda does: a fresh process per invocation.
+
+Each invocation is a new process forked from the runner's fork server (``zygote.py``), a
+``python -I -S`` that has imported only boto3 (what the Lambda runtime ships): no function
+code, no client, no credentials. So the function's module is imported anew every time and
+its globals never outlive the invocation, while boto3's import (0.36 s idle, 1-2.5 s under
+load, paid twice by a standby probe through logic and wrapper) is not paid per invocation;
+a cold start on Lambda pays it, a warm one does not. A function whose package or layers
+ship their own copy of a runtime module (its own boto3) gets a spawned interpreter instead,
+where that copy wins as on Lambda; so does every invocation once the fork server has
+stopped ``MAX_ZYGOTE_STARTS`` times, after ``close``, or with ``mode="spawn"``.
 
 What the function's interpreter sees, and nothing more:
 
@@ -12,11 +22,14 @@ What the function's interpreter sees, and nothing more:
   the region and Lambda's reserved variables. Proxies point at a closed local port with
   ``NO_PROXY`` for loopback, so a call to a real cloud host fails instead of leaving the
   machine.
-- the event on stdin, a context with ``get_remaining_time_in_millis`` and
-  ``aws_request_id``; the result comes back as one JSON line on stdout (the function's
-  own prints go to stderr, like its CloudWatch log stream).
+- the event (the bootstrap reads it before the handler runs: from a pipe of its own when
+  forked, from stdin when spawned; the handler's stdin is empty), a context with
+  ``get_remaining_time_in_millis`` and ``aws_request_id``; the result comes back as one
+  JSON line on stdout (the function's own prints go to stderr, like its CloudWatch log
+  stream).
 
-The runner stops the process at the function's timeout.
+The runner stops the process at the function's timeout (a forked one with whatever it
+started: its process group).
 
 Time compression (``compression`` > 1, the scheduler's ``seconds_per_minute`` < 60): a
 monitor's scheduled invocation loops for ``STANDBY_LOOP_S`` (50 s on AWS) whatever the
@@ -33,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -50,6 +64,9 @@ import botocore
 from components.runtime.config import SETTINGS_RANGES
 from components.sandbox.deploy import Deployment, Function
 from components.sandbox.package import materialize
+from components.sandbox.zygote import DRAIN_S, Exit, Zygote, ZygoteUnavailable
+
+log = logging.getLogger(__name__)
 
 #: The Lambda runtime's SDK: the version installed here (boto3 1.x and botocore move in
 #: lockstep), so the functions and the sandbox speak the same API models to moto.
@@ -58,6 +75,13 @@ RUNTIME_BOTO3 = boto3.__version__
 START_ALLOWANCE_S = 2.0
 #: A closed port: any proxied (non-loopback) HTTP request fails at once.
 NO_EGRESS_PROXY = "http://127.0.0.1:9"
+#: Every function's environment has these; they are the fork server's whole environment.
+BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "en_US.UTF-8", "TZ": ":UTC"}
+MODES = ("fork", "spawn")
+#: Fork server starts per runner (the first and restarts); then invocations spawn.
+MAX_ZYGOTE_STARTS = 4
+#: Refusals in a row by a live fork server before it is taken for wedged and replaced.
+MAX_REFUSALS = 3
 
 def compressed_env(env: dict[str, str], compression: float) -> dict[str, str]:
     """``env`` with a monitor's loop, interval and cooldown divided by ``compression`` (a
@@ -88,59 +112,65 @@ def compressed_env(env: dict[str, str], compression: float) -> dict[str, str]:
 
 _BOOTSTRAP = r"""
 import importlib, json, os, sys, time, traceback
-started = time.monotonic()
-sys.path[:0] = json.loads(sys.argv[1])
-req = json.loads(sys.stdin.read())
-result_fd = os.dup(1)
-os.dup2(2, 1)  # the function's prints are log lines, never the result
 
-class Context:
-    def __init__(self):
-        self.function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
-        self.function_version = os.environ["AWS_LAMBDA_FUNCTION_VERSION"]
-        self.invoked_function_arn = req["arn"]
-        self.memory_limit_in_mb = os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]
-        self.aws_request_id = req["request_id"]
-        self.log_group_name = os.environ["AWS_LAMBDA_LOG_GROUP_NAME"]
-        self.log_stream_name = "sandbox/" + req["request_id"]
-    def get_remaining_time_in_millis(self):
-        return max(0, int((started + req["timeout_s"] - time.monotonic()) * 1000))
 
-def error(kind, message, tb=()):
-    return {"errorMessage": message, "errorType": kind, "requestId": req["request_id"],
-            "stackTrace": list(tb)}
+def bootstrap(req, started):
+    result_fd = os.dup(1)
+    os.dup2(2, 1)  # the function's prints are log lines, never the result
 
-module_name, _, func_name = os.environ["_HANDLER"].rpartition(".")
-answer = None
-try:
-    module = importlib.import_module(module_name)
-except ImportError as exc:
-    answer = {"error": error("Runtime.ImportModuleError",
-                             "Unable to import module '%s': %s" % (module_name, exc))}
-except Exception as exc:
-    answer = {"error": error("Runtime.UserCodeSyntaxError" if isinstance(exc, SyntaxError)
-                             else type(exc).__name__, str(exc),
-                             traceback.format_tb(exc.__traceback__))}
-if answer is None:
-    func = getattr(module, func_name, None)
-    if func is None:
-        answer = {"error": error("Runtime.HandlerNotFound",
-                                 "Handler '%s' missing on module '%s'"
-                                 % (func_name, module_name))}
-    else:
-        try:
-            payload = func(req["event"], Context())
-        except Exception as exc:
-            answer = {"error": error(type(exc).__name__, str(exc),
-                                     traceback.format_tb(exc.__traceback__))}
+    class Context:
+        def __init__(self):
+            self.function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
+            self.function_version = os.environ["AWS_LAMBDA_FUNCTION_VERSION"]
+            self.invoked_function_arn = req["arn"]
+            self.memory_limit_in_mb = os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]
+            self.aws_request_id = req["request_id"]
+            self.log_group_name = os.environ["AWS_LAMBDA_LOG_GROUP_NAME"]
+            self.log_stream_name = "sandbox/" + req["request_id"]
+        def get_remaining_time_in_millis(self):
+            return max(0, int((started + req["timeout_s"] - time.monotonic()) * 1000))
+
+    def error(kind, message, tb=()):
+        return {"errorMessage": message, "errorType": kind, "requestId": req["request_id"],
+                "stackTrace": list(tb)}
+
+    module_name, _, func_name = os.environ["_HANDLER"].rpartition(".")
+    answer = None
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        answer = {"error": error("Runtime.ImportModuleError",
+                                 "Unable to import module '%s': %s" % (module_name, exc))}
+    except Exception as exc:
+        answer = {"error": error("Runtime.UserCodeSyntaxError" if isinstance(exc, SyntaxError)
+                                 else type(exc).__name__, str(exc),
+                                 traceback.format_tb(exc.__traceback__))}
+    if answer is None:
+        func = getattr(module, func_name, None)
+        if func is None:
+            answer = {"error": error("Runtime.HandlerNotFound",
+                                     "Handler '%s' missing on module '%s'"
+                                     % (func_name, module_name))}
         else:
             try:
-                answer = {"payload": json.loads(json.dumps(payload))}
-            except (TypeError, ValueError) as exc:
-                answer = {"error": error("Runtime.MarshalError",
-                                         "Unable to marshal response: %s" % exc)}
-sys.stdout.flush()
-os.write(result_fd, (json.dumps(answer) + "\n").encode())
+                payload = func(req["event"], Context())
+            except Exception as exc:
+                answer = {"error": error(type(exc).__name__, str(exc),
+                                         traceback.format_tb(exc.__traceback__))}
+            else:
+                try:
+                    answer = {"payload": json.loads(json.dumps(payload))}
+                except (TypeError, ValueError) as exc:
+                    answer = {"error": error("Runtime.MarshalError",
+                                             "Unable to marshal response: %s" % exc)}
+    sys.stdout.flush()
+    os.write(result_fd, (json.dumps(answer) + "\n").encode())
+"""
+#: A spawned interpreter: paths in argv, the request on stdin.
+_SPAWN = _BOOTSTRAP + r"""
+_started = time.monotonic()
+sys.path[:0] = json.loads(sys.argv[1])
+bootstrap(json.loads(sys.stdin.read()), _started)
 """
 
 
@@ -211,24 +241,63 @@ class RoleCredentials:
 
 
 class LambdaRunner:
-    """Runs deployed functions from their archives; one fresh process per invocation."""
+    """Runs deployed functions from their archives; one fresh process per invocation.
+
+    A context manager: ``close`` stops the fork server (invocations after it spawn)."""
 
     def __init__(self, deployment: Deployment, cache_root: Path,
                  endpoints: dict[str, str] | None = None,
-                 runtime_root: Path | None = None, compression: float = 1.0) -> None:
+                 runtime_root: Path | None = None, compression: float = 1.0,
+                 mode: str = "fork") -> None:
         """``cache_root``: unpacked packages and layers. ``runtime_root``: where the boto3-only
         runtime folder is built once (default: ``cache_root``). ``endpoints``: extra
         ``AWS_ENDPOINT_URL_<SERVICE>`` values, e.g. a local host for Lambda Invoke, since moto
         stores functions but does not run them. ``compression``: how much faster than real
-        time the schedules run (``compressed_env``)."""
+        time the schedules run (``compressed_env``). ``mode``: ``fork`` (from the fork
+        server, ``zygote.py``) or ``spawn`` (a new interpreter that imports boto3 itself)."""
         if compression < 1.0:
             raise ValueError(f"compression: {compression}; allowed: >= 1 (1 = real time)")
+        if mode not in MODES:
+            raise ValueError(f"mode: {mode!r}; allowed: {', '.join(MODES)}")
+        if mode == "fork" and not sys.platform.startswith("linux"):
+            mode = "spawn"  # the fork server relies on PR_SET_PDEATHSIG and waitid
         self.deployment = deployment
         self.compression = compression
+        self.mode = mode
         self.cache_root = cache_root.resolve()
         self.endpoints = dict(endpoints or {})
         self.credentials = RoleCredentials(deployment)
         self.runtime = runtime_dir((runtime_root or cache_root).resolve())
+        # What the fork server has imported from the runtime folder: a function that ships
+        # its own copy of one of these gets a spawned interpreter, where its copy wins.
+        self._runtime_modules = sorted(
+            p.name.removesuffix(".py") for p in self.runtime.iterdir()
+            if (p.is_dir() and (p / "__init__.py").is_file()) or p.suffix == ".py")
+        self._zlock = threading.Lock()
+        self._zygote: Zygote | None = None
+        self._starts = 0
+        self._refusals = 0
+        self._closed = False
+
+    def __enter__(self) -> LambdaRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the fork server, killing any invocation it still runs."""
+        with self._zlock:
+            self._closed = True
+            if self._zygote is not None:
+                self._zygote.close()
+                self._zygote = None
+
+    @property
+    def zygote_pid(self) -> int | None:
+        """The running fork server's pid, if any."""
+        z = self._zygote
+        return z.pid if z is not None and z.alive() else None
 
     def paths(self, fn: Function) -> list[str]:
         code = materialize(fn.code, self.cache_root / "packages")
@@ -238,8 +307,8 @@ class LambdaRunner:
     def environment(self, fn: Function, code_dir: str) -> dict[str, str]:
         env = compressed_env(fn.env, self.compression)
         env.update(self.credentials.get(fn.role_arn))
+        env.update(BASE_ENV)
         env.update({
-            "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "en_US.UTF-8", "TZ": ":UTC",
             "LAMBDA_TASK_ROOT": code_dir, "LAMBDA_RUNTIME_DIR": str(self.runtime),
             "_HANDLER": fn.handler, "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.runtime}",
             "AWS_LAMBDA_FUNCTION_NAME": fn.name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
@@ -264,35 +333,116 @@ class LambdaRunner:
                               f"{', '.join(sorted(self.deployment.functions))}")
         paths = self.paths(fn)
         request_id = str(uuid.uuid4())
-        request = json.dumps({"event": event, "request_id": request_id, "arn": fn.arn,
-                              "timeout_s": fn.timeout_s})
+        request = {"event": event, "request_id": request_id, "arn": fn.arn,
+                   "timeout_s": fn.timeout_s}
+        env = self.environment(fn, paths[0])
+        limit = fn.timeout_s + START_ALLOWANCE_S
         started = time.monotonic()
-        proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _BOOTSTRAP, json.dumps(paths)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=self.environment(fn, paths[0]), cwd=paths[0])
-        try:
-            out, err = proc.communicate(request.encode(),
-                                        timeout=fn.timeout_s + START_ALLOWANCE_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                _, err = proc.communicate(timeout=5)
-            return Invocation(name, request_id, {
-                "errorMessage": f"Task timed out after {fn.timeout_s:.2f} seconds",
-                "errorType": "Sandbox.Timeout", "requestId": request_id},
-                "Sandbox.Timeout", (err or b"").decode(errors="replace"),
-                time.monotonic() - started)
-        duration = time.monotonic() - started
-        logs = err.decode(errors="replace")
-        lines = out.decode(errors="replace").strip().splitlines()
-        if proc.returncode != 0 or not lines:
-            return Invocation(name, request_id, {
-                "errorMessage": f"process exited with {proc.returncode} before a result",
-                "errorType": "Runtime.ExitError", "requestId": request_id},
-                "Runtime.ExitError", logs, duration)
-        answer = json.loads(lines[-1])
-        if "error" in answer:
-            return Invocation(name, request_id, answer["error"],
-                              str(answer["error"]["errorType"]), logs, duration)
-        return Invocation(name, request_id, answer["payload"], None, logs, duration)
+        done: Exit | None = None
+        if not self._shadows_runtime(paths):
+            for _ in range(2):  # a dead server is replaced once; nothing ran on it
+                zygote = self._fork_server()
+                if zygote is None:
+                    break
+                try:
+                    done = zygote.run(paths, env, paths[0], request, limit)
+                except ZygoteUnavailable as exc:
+                    if self._refused(zygote, str(exc)):
+                        continue
+                    break  # a live server that refused one (a full backlog): spawn that one
+                self._refusals = 0
+                break
+        if done is None:
+            done = _spawn(paths, env, request, limit)
+        return _invocation(name, request_id, fn.timeout_s, done, time.monotonic() - started)
+
+    def _shadows_runtime(self, paths: list[str]) -> bool:
+        return any((Path(p) / m).exists() or (Path(p) / f"{m}.py").exists()
+                   for p in paths[:-1] for m in self._runtime_modules)
+
+    def _fork_server(self) -> Zygote | None:
+        """The running fork server, started or restarted (at most ``MAX_ZYGOTE_STARTS``
+        times per runner); ``None`` means spawn."""
+        with self._zlock:
+            if self.mode != "fork" or self._closed:
+                return None
+            z = self._zygote
+            if z is not None and z.alive():
+                return z
+            if z is not None:
+                log.warning("lambda fork server %d exited with %s; %s", z.pid,
+                            z.proc.returncode, z.log_tail() or "no output")
+                z.close()
+                self._zygote = None
+            if self._starts >= MAX_ZYGOTE_STARTS:
+                return None
+            self._starts += 1
+            if self._starts == MAX_ZYGOTE_STARTS:
+                log.warning("lambda fork server: start %d of %d; later invocations spawn "
+                            "interpreters if it stops", self._starts, MAX_ZYGOTE_STARTS)
+            try:
+                self._zygote = Zygote(self.runtime, _BOOTSTRAP, dict(BASE_ENV))
+            except (ZygoteUnavailable, OSError) as exc:  # OSError: no process or temp dir
+                log.warning("lambda fork server did not start (%s); spawning", exc)
+            return self._zygote
+
+    def _refused(self, zygote: Zygote, reason: str) -> bool:
+        """Note a refusal; True when the server was dropped (dead, or wedged: refused
+        ``MAX_REFUSALS`` times in a row), so that the next one may be started."""
+        with self._zlock:
+            if zygote.alive() and self._refusals + 1 < MAX_REFUSALS:
+                self._refusals += 1
+                log.warning("lambda fork server %d refused an invocation (%s); spawning it",
+                            zygote.pid, reason)
+                return False
+            log.warning("lambda fork server %d refused an invocation (%s); replacing it",
+                        zygote.pid, reason)
+            self._refusals = 0
+            zygote.close()  # what still runs on a wedged server is killed with it
+            if self._zygote is zygote:
+                self._zygote = None
+            return True
+
+
+def _spawn(paths: list[str], env: dict[str, str], request: dict[str, Any],
+           limit_s: float) -> Exit:
+    """A new ``python -I -S`` that imports everything itself."""
+    proc = subprocess.Popen(
+        [sys.executable, "-I", "-S", "-c", _SPAWN, json.dumps(paths)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env, cwd=paths[0])
+    try:
+        out, err = proc.communicate(json.dumps(request).encode(), timeout=limit_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = b"", b""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            out, err = proc.communicate(timeout=DRAIN_S)
+        return Exit(proc.returncode, out or b"", err or b"", timed_out=True)
+    return Exit(proc.returncode, out, err, timed_out=False)
+
+
+def _invocation(name: str, request_id: str, timeout_s: float, done: Exit,
+                duration: float) -> Invocation:
+    logs = done.err.decode(errors="replace")
+    if done.timed_out:
+        return Invocation(name, request_id, {
+            "errorMessage": f"Task timed out after {timeout_s:.2f} seconds",
+            "errorType": "Sandbox.Timeout", "requestId": request_id},
+            "Sandbox.Timeout", logs, duration)
+    lines = done.out.decode(errors="replace").strip().splitlines()
+    if done.returncode is None:
+        return Invocation(name, request_id, {
+            "errorMessage": "the fork server stopped during the invocation; exit status "
+                            "unknown", "errorType": "Runtime.ExitError",
+            "requestId": request_id}, "Runtime.ExitError", logs, duration)
+    if done.returncode != 0 or not lines:
+        return Invocation(name, request_id, {
+            "errorMessage": f"process exited with {done.returncode} before a result",
+            "errorType": "Runtime.ExitError", "requestId": request_id},
+            "Runtime.ExitError", logs, duration)
+    answer = json.loads(lines[-1])
+    if "error" in answer:
+        return Invocation(name, request_id, answer["error"],
+                          str(answer["error"]["errorType"]), logs, duration)
+    return Invocation(name, request_id, answer["payload"], None, logs, duration)

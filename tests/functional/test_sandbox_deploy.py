@@ -38,9 +38,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Deplo
     run = run_program(read_stack("aws-dev", ROOT), main)
     with MotoProcess() as moto:
         deployment = deploy_run(run, moto.url, "aws-dev")
-        runner = LambdaRunner(deployment, tmp_path_factory.mktemp("lambda"),
-                              runtime_root=ROOT / ".standby-cache")
-        yield run, deployment, runner
+        with LambdaRunner(deployment, tmp_path_factory.mktemp("lambda"),
+                          runtime_root=ROOT / ".standby-cache") as runner:
+            yield run, deployment, runner
 
 
 def role_client(runner: LambdaRunner, fn: Function, service: str, region: str) -> Any:
@@ -271,7 +271,7 @@ def test_compressed_env_scales_only_a_monitors_time_settings(world: Any) -> None
 
 
 def test_scheduled_monitor_loop_is_compressed_with_the_schedule(
-    world: Any, tmp_path: Path,
+    world: Any, tmp_path: Path, request: pytest.FixtureRequest,
 ) -> None:
     # Defect: at 1 min = 10 s each scheduled monitor invocation still looped for the
     # registered 50 s (measured 41 s alone), so ~5 ran at once per monitor and, under the
@@ -280,6 +280,7 @@ def test_scheduled_monitor_loop_is_compressed_with_the_schedule(
     _, d, _ = world
     fn = d.functions["shop-mon-gateway-ue1"]
     runner = LambdaRunner(d, tmp_path, runtime_root=ROOT / ".standby-cache", compression=6.0)
+    request.addfinalizer(runner.close)
     env = runner.environment(fn, str(tmp_path))
     cfg = config_mod.load(env)  # the AWS adapter's kinds are registered on import
     assert "apigw_stage_variable" in {k.name for k in aws_kinds.SWITCHES}
