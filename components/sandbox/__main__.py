@@ -68,11 +68,14 @@ def differences(d: Deployment, seconds_per_minute: float) -> list[str]:
         "The plan's own documents stay as registered.",
         "Identity: the sandbox assumes each function's role on the Lambda service's behalf "
         "(the trust policy gains the sandbox deployer next to the service).",
-        f"Lambda: each invocation is a fresh `python -I -S` on this machine's Python "
+        f"Lambda: each invocation is a fresh `python -I -S` process on this machine's Python "
         f"{sys.version_info.major}.{sys.version_info.minor} (the plan asks for "
         f"{', '.join(runtimes)}), with boto3 {RUNTIME_BOTO3} (this machine's version, not "
-        "the runtime's pinned one); no cold starts, concurrency limits or VPC networking; "
-        "Invoke is served locally and does not check lambda:InvokeFunction.",
+        "the runtime's pinned one), forked from a process that has imported only boto3 (no "
+        "function code, clients or credentials), so boto3's import time is not paid per "
+        "invocation (a cold start on Lambda pays it; the sandbox has no cold starts); no "
+        "concurrency limits or VPC networking; Invoke is served locally and does not check "
+        "lambda:InvokeFunction.",
         "API Gateway: moto holds REST APIs, stages and stage variables; it does not serve "
         "requests through a stage (the drill's stand-in, edge.py, does).",
         "Route 53: zones, records and health checks are stored; moto reports every health "

@@ -22,11 +22,14 @@ What the function's interpreter sees, and nothing more:
   the region and Lambda's reserved variables. Proxies point at a closed local port with
   ``NO_PROXY`` for loopback, so a call to a real cloud host fails instead of leaving the
   machine.
-- the event on stdin, a context with ``get_remaining_time_in_millis`` and
-  ``aws_request_id``; the result comes back as one JSON line on stdout (the function's
-  own prints go to stderr, like its CloudWatch log stream).
+- the event (the bootstrap reads it before the handler runs: from a pipe of its own when
+  forked, from stdin when spawned; the handler's stdin is empty), a context with
+  ``get_remaining_time_in_millis`` and ``aws_request_id``; the result comes back as one
+  JSON line on stdout (the function's own prints go to stderr, like its CloudWatch log
+  stream).
 
-The runner stops the process (and whatever it started) at the function's timeout.
+The runner stops the process at the function's timeout (a forked one with whatever it
+started: its process group).
 
 Time compression (``compression`` > 1, the scheduler's ``seconds_per_minute`` < 60): a
 monitor's scheduled invocation loops for ``STANDBY_LOOP_S`` (50 s on AWS) whatever the
@@ -77,6 +80,8 @@ BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "en_US.UTF-8", "TZ":
 MODES = ("fork", "spawn")
 #: Fork server starts per runner (the first and restarts); then invocations spawn.
 MAX_ZYGOTE_STARTS = 4
+#: Refusals in a row by a live fork server before it is taken for wedged and replaced.
+MAX_REFUSALS = 3
 
 def compressed_env(env: dict[str, str], compression: float) -> dict[str, str]:
     """``env`` with a monitor's loop, interval and cooldown divided by ``compression`` (a
@@ -271,6 +276,7 @@ class LambdaRunner:
         self._zlock = threading.Lock()
         self._zygote: Zygote | None = None
         self._starts = 0
+        self._refusals = 0
         self._closed = False
 
     def __enter__(self) -> LambdaRunner:
@@ -340,9 +346,12 @@ class LambdaRunner:
                     break
                 try:
                     done = zygote.run(paths, env, paths[0], request, limit)
-                    break
                 except ZygoteUnavailable as exc:
-                    self._discard(zygote, str(exc))
+                    if self._refused(zygote, str(exc)):
+                        continue
+                    break  # a live server that refused one (a full backlog): spawn that one
+                self._refusals = 0
+                break
         if done is None:
             done = _spawn(paths, env, request, limit)
         return _invocation(name, request_id, fn.timeout_s, done, time.monotonic() - started)
@@ -377,13 +386,22 @@ class LambdaRunner:
                 log.warning("lambda fork server did not start (%s); spawning", exc)
             return self._zygote
 
-    def _discard(self, zygote: Zygote, reason: str) -> None:
+    def _refused(self, zygote: Zygote, reason: str) -> bool:
+        """Note a refusal; True when the server was dropped (dead, or wedged: refused
+        ``MAX_REFUSALS`` times in a row), so that the next one may be started."""
         with self._zlock:
+            if zygote.alive() and self._refusals + 1 < MAX_REFUSALS:
+                self._refusals += 1
+                log.warning("lambda fork server %d refused an invocation (%s); spawning it",
+                            zygote.pid, reason)
+                return False
             log.warning("lambda fork server %d refused an invocation (%s); replacing it",
                         zygote.pid, reason)
-            zygote.close()
+            self._refusals = 0
+            zygote.close()  # what still runs on a wedged server is killed with it
             if self._zygote is zygote:
                 self._zygote = None
+            return True
 
 
 def _spawn(paths: list[str], env: dict[str, str], request: dict[str, Any],

@@ -59,7 +59,7 @@ FORK_TIMEOUT_S = 10.0
 DRAIN_S = 5.0
 
 _SERVER = r"""
-import contextlib, ctypes, gc, importlib, selectors, signal, socket
+import contextlib, ctypes, gc, importlib, json, os, selectors, signal, socket, sys, time
 STDLIB_PATH = list(sys.path)
 # Set by the interpreter at start (PEP 538 locale coercion when LANG names a locale this
 # machine lacks): a spawned function interpreter would set it too.
@@ -98,6 +98,7 @@ def serve(path):
     sel.register(wake_r, selectors.EVENT_READ, "reap")
     sel.register(0, selectors.EVENT_READ, "runner")
     children = {}  # pid -> connection (None once the runner hung up)
+    pending = set()  # connections whose request has not arrived yet
     me = os.getpid()
     os.write(1, b"ready %d\n" % me)
 
@@ -147,12 +148,18 @@ def serve(path):
                     conn, _ = listener.accept()
                 except BlockingIOError:
                     continue
-                conn.settimeout(5)
+                # Read only when readable: a slow runner thread never holds up other forks.
+                conn.settimeout(1)
+                pending.add(conn)
+                sel.register(conn, selectors.EVENT_READ, "request")
+            elif what == "request":
+                conn = key.fileobj
+                pending.discard(conn)
+                sel.unregister(conn)
                 try:
                     msg, fds, flags, _ = socket.recv_fds(conn, 1, 3)
                 except OSError:
-                    conn.close()
-                    continue
+                    msg, fds, flags = b"", [], 0
                 if msg != b"F" or len(fds) != 3 or flags & socket.MSG_CTRUNC:
                     for fd in fds:
                         os.close(fd)
@@ -167,10 +174,9 @@ def serve(path):
                     listener.close()
                     os.close(wake_r)
                     os.close(wake_w)
-                    for other in children.values():
+                    for other in [*children.values(), *pending, conn]:
                         if other is not None:
                             other.close()
-                    conn.close()
                     return me, fds
                 with contextlib.suppress(OSError):
                     os.setpgid(pid, pid)  # also done by the child: whichever runs first
@@ -189,7 +195,7 @@ def serve(path):
                 pid, conn = what, key.fileobj
                 try:
                     data = conn.recv(64)
-                except BlockingIOError:
+                except (BlockingIOError, TimeoutError):
                     continue
                 except OSError:
                     data = b""
@@ -374,7 +380,7 @@ class Zygote:
             conn.settimeout(FORK_TIMEOUT_S)
             conn.connect(self.socket_path)
             socket.send_fds(conn, [b"F"], [in_r, out_w, err_w])
-            pid = self._read_pid(conn, started + FORK_TIMEOUT_S)
+            pid, rest = self._read_pid(conn, started + FORK_TIMEOUT_S)
         except BaseException as exc:
             conn.close()
             for fd in mine:
@@ -385,26 +391,28 @@ class Zygote:
         finally:
             for fd in (in_r, out_w, err_w):
                 os.close(fd)
-        return self._follow(pid, conn, body, in_w, out_r, err_r, started + timeout_s)
+        return self._follow(pid, conn, rest, body, in_w, out_r, err_r, started + timeout_s)
 
     @staticmethod
-    def _read_pid(conn: socket.socket, deadline: float) -> int:
+    def _read_pid(conn: socket.socket, deadline: float) -> tuple[int, bytes]:
+        """The forked child's pid, and what the server said after it."""
         line = b""
-        while not line.endswith(b"\n"):
+        while b"\n" not in line:
             conn.settimeout(max(0.01, deadline - time.monotonic()))
             chunk = conn.recv(64)
             if not chunk:
                 raise ValueError("connection closed before the fork")
             line += chunk
-        word, _, value = line.decode().strip().partition(" ")
-        if word != "pid":
+        first, _, rest = line.partition(b"\n")
+        word, _, value = first.decode().partition(" ")
+        if word != "pid" or not value.isdigit():
             raise ValueError(f"unexpected answer {line!r}")
-        return int(value)
+        return int(value), rest
 
     @staticmethod
-    def _follow(pid: int, conn: socket.socket, body: bytes, in_w: int, out_r: int,
-                err_r: int, deadline: float) -> Exit:
-        out, err, answers = bytearray(), bytearray(), bytearray()
+    def _follow(pid: int, conn: socket.socket, answered: bytes, body: bytes, in_w: int,
+                out_r: int, err_r: int, deadline: float) -> Exit:
+        out, err, answers = bytearray(), bytearray(), bytearray(answered)
         returncode: int | None = None
         reported = timed_out = False
         stop_at: float | None = None  # set once the child is gone or killed
