@@ -58,6 +58,11 @@ FORK_TIMEOUT_S = 10.0
 #: After a kill, or after the child's exit, how long its pipes may take to close.
 DRAIN_S = 5.0
 
+#: The services whose botocore data the server parses before it serves (what the run time
+#: calls; another service is parsed by the first child that needs it, as before).
+PRELOAD_SERVICES = ("apigateway", "apigatewayv2", "cloudwatch", "dynamodb", "dynamodbstreams",
+                    "kms", "lambda", "rds", "route53", "s3", "secretsmanager", "sns", "sts")
+
 _SERVER = r"""
 import contextlib, ctypes, gc, importlib, json, os, selectors, signal, socket, sys, time
 STDLIB_PATH = list(sys.path)
@@ -66,6 +71,53 @@ STDLIB_PATH = list(sys.path)
 COERCED_CTYPE = os.environ.get("LC_CTYPE")
 sys.path.insert(0, sys.argv[2])
 import boto3, botocore.session  # the Lambda runtime's SDK: the import paid once, here
+import botocore.loaders
+
+# botocore parses its JSON data files (service models, endpoint rules, partitions, retry
+# rules) and lists its data folders again for every new session: in a fresh child that is most of the first client's
+# cost (0.4-0.5 s under load), and the probes of a round start dozens of children. The
+# server parses them once; a child's loaders read the parsed, read-only data from here
+# (botocore already shares one parse between the clients of a session). Only the SDK's own
+# files are shared: the function's code, clients, credentials and module state never are.
+_SHARED_DATA = {}
+_load_data_with_path = botocore.loaders.Loader.load_data_with_path
+
+
+def _shared_load(self, name):
+    key = (tuple(self.search_paths), name)
+    got = _SHARED_DATA.get(key)
+    if got is None:
+        got = _SHARED_DATA[key] = _load_data_with_path(self, name)
+    return got
+
+
+_list_available_services = botocore.loaders.Loader.list_available_services
+
+
+def _shared_list(self, type_name):
+    key = (tuple(self.search_paths), type_name)
+    got = _SHARED_DATA.get(("list",) + key)
+    if got is None:
+        got = _SHARED_DATA[("list",) + key] = tuple(_list_available_services(self, type_name))
+    return list(got)
+
+
+botocore.loaders.Loader.load_data_with_path = _shared_load
+botocore.loaders.Loader.list_available_services = _shared_list
+_loader = botocore.session.get_session().get_component("data_loader")
+for _name in ("endpoints", "partitions", "_retry", "sdk-default-configuration"):
+    with contextlib.suppress(Exception):
+        _loader.load_data(_name)
+for _service in PRELOAD_SERVICES:
+    for _kind in ("service-2", "endpoint-rule-set-1", "paginators-1", "waiters-2"):
+        with contextlib.suppress(Exception):
+            _loader.load_service_model(_service, _kind)
+del _loader
+# botocore imports some of its modules on the first client: one throwaway client, with dummy
+# keys and no endpoint call, pays those imports here. It is gone before the first fork.
+with contextlib.suppress(Exception):
+    boto3.session.Session().client("sts", region_name="us-east-1", aws_access_key_id="x",
+                                    aws_secret_access_key="x")
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
@@ -317,8 +369,8 @@ class Zygote:
         self.log_path = self.workdir / "server.log"
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", bootstrap + _SERVER, self.socket_path,
-                 str(runtime)],
+                [sys.executable, "-I", "-S", "-c", bootstrap + f"PRELOAD_SERVICES = {PRELOAD_SERVICES!r}\n" + _SERVER,
+                 self.socket_path, str(runtime)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env,
                 cwd=self.workdir, start_new_session=True)  # Ctrl-C is the runner's to handle
         self._finalizer = weakref.finalize(self, _stop, self.proc, self.workdir)
