@@ -162,6 +162,9 @@ def _parser() -> argparse.ArgumentParser:
                                 "(default: the control region, which survives the primary)")
             p.add_argument("--force", action="store_true",
                            help="switch even if the target side fails its probes")
+    from components.migrate.cli import add_parser as add_migrate
+
+    add_migrate(sub, common)
     return parser
 
 
@@ -171,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "plan":
             return _plan(args)
+        if args.command == "migrate":
+            from components.migrate.cli import run as migrate
+
+            return migrate(args)
         return _ops(args)
     except (SpecError, BudgetError, StackFileError) as exc:
         print(f"standby: error: {exc}", file=sys.stderr)

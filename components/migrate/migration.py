@@ -27,7 +27,7 @@ from components.migrate.phases import (
     Phase,
     TransitionError,
 )
-from components.migrate.state import Chunk, LeaseHeld, Record, StateStore
+from components.migrate.state import Chunk, LeaseHeld, Record, StateError, StateStore
 
 COMMANDS = ("cutover", "rollback", "finalize", "abort", "pause", "resume", "verify")
 
@@ -89,12 +89,23 @@ class Migration:
     def __init__(self, mid: str, adapter: Adapter, store: StateStore, *, source_shown: str,
                  target_shown: str, lease_s: float = 15.0, poll_s: float = 1.0,
                  max_freeze_s: float = 5.0, holder: str | None = None,
-                 on_progress: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_progress: Callable[[dict[str, Any]], None] | None = None,
+                 create: bool = True) -> None:
         self.id, self.adapter, self.store = mid, adapter, store
         self.lease_s, self.poll_s, self.max_freeze_s = lease_s, poll_s, max_freeze_s
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.on_progress = on_progress
-        self.record = store.create(mid, source_shown, target_shown, adapter.engine)
+        if create:
+            self.record = store.create(mid, source_shown, target_shown, adapter.engine)
+            return
+        rec = store.get(mid)
+        if rec is None:
+            raise StateError(f"no migration {mid!r} in this state store; allowed: an id "
+                             "created by `standby migrate start`")
+        if (rec.source, rec.target) != (source_shown, target_shown):
+            raise StateError(f"migration {mid!r} moves {rec.source} to {rec.target}, not "
+                             f"{source_shown} to {target_shown}; allowed: the same endpoints")
+        self.record = rec
 
     # -- the foreground runner ---------------------------------------------------------------
 
@@ -107,29 +118,49 @@ class Migration:
         try:
             if r.rec.paused and not keep_paused:
                 r.rec = self.store.save(self.id, r.token, paused=False)
-            if r.rec.phase == Phase.FREEZE:
-                # A runner died during a cutover: the drain's budget is long gone and the
-                # source was never fenced in FREEZE, so unfreeze; the caller cuts over again.
-                r.move(Phase.VERIFY, last_cutover={"ok": False, "detail": "runner restarted "
-                                                   "during the freeze; cut over again"})
+            self._recover(r)
             while deadline is None or time.monotonic() < deadline:
                 rec = r.renew()
-                if rec.request is not None:
-                    self._serve(r, rec.request)
-                    continue
                 if rec.phase in TERMINAL or self._reached(rec, until):
                     break
-                if rec.paused:
+                if not self._once(r) and rec.request is None:
                     time.sleep(self.poll_s)
-                    continue
-                try:
-                    self._advance(r)
-                except Interrupted:
-                    continue  # the request is served at the top of the loop
             return r.rec
         finally:
             self.store.release(self.id, self.holder, r.token)
             self.record = self.store.get(self.id) or r.rec
+
+    def step(self) -> Record:
+        """One unit of work under the lease (a request served or a phase advanced), then
+        release: how tests and schedulers drive the machine one move at a time."""
+        r = self._acquire()
+        try:
+            self._recover(r)
+            self._once(r)
+            return r.rec
+        finally:
+            self.store.release(self.id, self.holder, r.token)
+            self.record = self.store.get(self.id) or r.rec
+
+    def _recover(self, r: Runner) -> None:
+        if r.rec.phase == Phase.FREEZE:
+            # A runner died during a cutover: the drain's budget is long gone and the
+            # source was never fenced in FREEZE, so unfreeze; the caller cuts over again.
+            r.move(Phase.VERIFY, last_cutover={"ok": False, "detail": "runner restarted "
+                                               "during the freeze; cut over again"})
+
+    def _once(self, r: Runner) -> bool:
+        """Serve the pending request or advance; False when there was nothing to do."""
+        rec = r.rec
+        if rec.request is not None:
+            self._serve(r, rec.request)
+            return True
+        if rec.phase in TERMINAL or rec.paused:
+            return False
+        try:
+            return self._advance(r)
+        except Interrupted:
+            return True  # the request is served next
 
     def _reached(self, rec: Record, until: Phase | None) -> bool:
         if until is None:
@@ -139,7 +170,8 @@ class Migration:
             return rec.phase == Phase.VERIFY and v is not None and v["mismatches"] == 0
         return rec.phase == until
 
-    def _advance(self, r: Runner) -> None:
+    def _advance(self, r: Runner) -> bool:
+        """Work of the current phase; False when the phase only waits (idle)."""
         phase = r.rec.phase
         if phase in AUTOMATIC:
             if phase == Phase.PREFLIGHT:
@@ -154,14 +186,15 @@ class Migration:
                 else Phase.VERIFY
             r.move(nxt, verify=None) if nxt == Phase.VERIFY else r.move(nxt)
         elif phase == Phase.VERIFY:
-            if r.rec.data.get("verify") is None:
-                result = self._verify(r, exact=False)
-                if result.mismatches:
-                    r.move(Phase.CATCH_UP)
-            else:
-                self._idle(r)
+            if r.rec.data.get("verify") is not None:
+                r.tick(**self.adapter.lag(r))
+                return False
+            result = self._verify(r, exact=False)
+            if result.mismatches:
+                r.move(Phase.CATCH_UP)
         elif phase == Phase.REVERSE_SYNC:
-            self._idle(r)
+            r.tick(**self.adapter.lag(r))
+            return False
         elif phase == Phase.CUTOVER:
             self._finish_cutover(r)
         elif phase == Phase.ROLLBACK:
@@ -172,10 +205,7 @@ class Migration:
         elif phase == Phase.ABORT:
             self.adapter.abort(r)
             r.move(Phase.ABORTED)
-
-    def _idle(self, r: Runner) -> None:
-        r.tick(**self.adapter.lag(r))
-        time.sleep(self.poll_s)
+        return True
 
     def _verify(self, r: Runner, exact: bool) -> VerifyResult:
         result = self.adapter.verify(r, exact)
@@ -217,7 +247,7 @@ class Migration:
     def status(self) -> dict[str, Any]:
         rec = self.store.get(self.id)
         assert rec is not None
-        return status_document(rec)
+        return status_document(rec, self.store.now())
 
     def _acquire(self) -> Runner:
         rec = self.store.acquire(self.id, self.holder, self.lease_s)
@@ -288,7 +318,7 @@ class Migration:
             r.move(Phase.FINALIZE)
             self.adapter.finalize(r)
             r.move(Phase.FINALIZED)
-        return status_document(r.rec)
+        return status_document(r.rec, self.store.now())
 
     def _cutover(self, r: Runner, writes_stopped: bool, max_freeze_s: float) -> None:
         if not writes_stopped:
@@ -335,14 +365,15 @@ class Migration:
         r.move(Phase.ROLLED_BACK)
 
 
-def status_document(rec: Record) -> dict[str, Any]:
+def status_document(rec: Record, now: float | None = None) -> dict[str, Any]:
     """The one JSON document of ``status --json``: phase, counts, lag, mismatches."""
     progress = rec.data.get("progress") or {}
     verify = rec.data.get("verify") or {}
     return {
         "id": rec.id, "engine": rec.engine, "source": rec.source, "target": rec.target,
         "phase": rec.phase.value, "paused": rec.paused,
-        "runner": rec.holder if rec.lease_until > time.time() else None,
+        "runner": rec.holder if rec.lease_until > (time.time() if now is None else now)
+        else None,
         "token": rec.token,
         "counts": {"rows_source": progress.get("rows_source"),
                    "rows_target": progress.get("rows_target"),

@@ -75,7 +75,7 @@ def bounds(conn: Any, t: Table, chunk_rows: int) -> list[Bounds]:
         return [(None, None)]
     keys = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(k)) for k in t.key)
     q = sql.SQL("SELECT {keys} FROM (SELECT {cols}, row_number() OVER (ORDER BY {cols}) AS rn "
-                "FROM {tbl}) s WHERE rn % %s = 1 AND rn > 1 ORDER BY {cols}").format(
+                "FROM {tbl}) s WHERE rn %% %s = 1 AND rn > 1 ORDER BY {cols}").format(
         keys=keys, cols=_order(t), tbl=t.ident)
     with conn.cursor() as cur:
         cur.execute(q, (chunk_rows,))

@@ -94,9 +94,10 @@ class PostgresAdapter:
 
     def _tables(self, side: str) -> list[dict[str, Any]]:
         rows = self._all(side, """
-            SELECT c.oid, n.nspname, c.relname, c.relreplident, greatest(c.reltuples, 0)::bigint,
-                   pg_total_relation_size(c.oid)
+            SELECT c.oid, n.nspname, c.relname, c.relreplident,
+                   greatest(c.reltuples, s.n_live_tup, 0)::bigint, pg_total_relation_size(c.oid)
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
             WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
               AND n.nspname NOT LIKE 'pg_toast%%' AND n.nspname NOT LIKE 'pg_temp%%'
             ORDER BY 2, 3""")

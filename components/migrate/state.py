@@ -66,6 +66,7 @@ class Chunk:
 
 
 class StateStore(Protocol):
+    def now(self) -> float: ...
     def create(self, mid: str, source: str, target: str, engine: str) -> Record: ...
     def get(self, mid: str) -> Record | None: ...
     def acquire(self, mid: str, holder: str, lease_s: float) -> Record: ...
@@ -105,7 +106,12 @@ class SQLiteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._clock = clock
         with self._tx() as db:
-            db.executescript(_SCHEMA)
+            for stmt in _SCHEMA.split(";"):  # executescript would COMMIT our transaction
+                if stmt.strip():
+                    db.execute(stmt)
+
+    def now(self) -> float:
+        return float(self._clock())
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
