@@ -55,7 +55,7 @@ class VerifyResult:
     def summary(self) -> dict[str, Any]:
         return {"mismatches": self.mismatches, "tables": self.tables, "rechecks": self.rechecks,
                 "exact": self.exact, "chunks": len(self.chunks),
-                "chunks_mismatched": sum(c.state != "match" for c in self.chunks),
+                "chunks_mismatched": sum(c.state == "mismatch" for c in self.chunks),
                 "seconds": round(self.seconds, 3), "keys": self.keys[:20]}
 
 

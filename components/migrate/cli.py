@@ -113,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
             doc = m.status()
         elif cmd == "start":
             try:
-                m.run(until=Phase.VERIFY if args.until else None, max_s=args.max_s)
+                m.run(until=Phase.VERIFY if args.until else None, max_s=args.max_s,
+                      wait_lease=True)
             except KeyboardInterrupt:
                 m.command("pause")
                 print("\nstandby: paused; run `standby migrate start` again to resume",
@@ -130,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     except PreflightFailed as exc:
         print(f"standby: refused: {exc}", file=sys.stderr)
         return 1
-    except (MigrationError, TransitionError, StateError) as exc:
+    except (MigrationError, TransitionError, StateError) as exc:  # LeaseHeld is a StateError
         print(f"standby: refused: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -110,10 +110,11 @@ class Migration:
     # -- the foreground runner ---------------------------------------------------------------
 
     def run(self, until: Phase | None = None, max_s: float | None = None,
-            keep_paused: bool = False) -> Record:
+            keep_paused: bool = False, wait_lease: bool = False) -> Record:
         """Advance until ``until`` is reached (VERIFY: reached with a clean verify), the
-        migration ends, or ``max_s`` passes. Resumes where any earlier runner stopped."""
-        r = self._acquire()
+        migration ends, or ``max_s`` passes. Resumes where any earlier runner stopped;
+        ``wait_lease``: wait out the lease of a runner that died (at most one lease)."""
+        r = self._acquire(wait_s=self.lease_s + 1 if wait_lease else 0.0)
         deadline = None if max_s is None else time.monotonic() + max_s
         try:
             if r.rec.paused and not keep_paused:
@@ -249,9 +250,16 @@ class Migration:
         assert rec is not None
         return status_document(rec, self.store.now())
 
-    def _acquire(self) -> Runner:
-        rec = self.store.acquire(self.id, self.holder, self.lease_s)
-        return Runner(self.store, rec, self.holder, self.lease_s, self.on_progress)
+    def _acquire(self, wait_s: float = 0.0) -> Runner:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                rec = self.store.acquire(self.id, self.holder, self.lease_s)
+                return Runner(self.store, rec, self.holder, self.lease_s, self.on_progress)
+            except LeaseHeld:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(min(0.2, self.lease_s / 10))
 
     def _ask(self, name: str, args: dict[str, Any], wait_s: float) -> dict[str, Any]:
         rid = self.store.request(self.id, name, args)

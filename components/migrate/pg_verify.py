@@ -94,13 +94,38 @@ def chunk_hash(conn: Any, t: Table, b: Bounds) -> tuple[int, str]:
     return int(n), str(h)
 
 
+def _key_text(t: Table) -> sql.Composable:
+    if not t.key:
+        return sql.SQL("t::text")
+    return sql.SQL("json_build_array({})::text").format(
+        sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(k)) for k in t.key))
+
+
 def row_hashes(conn: Any, t: Table, b: Bounds) -> dict[str, str]:
     where, args = _where(t, *b)
-    key = (sql.SQL("json_build_array({})::text").format(
-        sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(k)) for k in t.key))
-        if t.key else sql.SQL("t::text"))
     q = sql.SQL("SELECT {k}, md5(t::text) FROM {tbl} AS t WHERE {w}").format(
-        k=key, tbl=t.ident, w=where)
+        k=_key_text(t), tbl=t.ident, w=where)
+    with conn.cursor() as cur:
+        cur.execute(q, args)
+        return {str(k): str(h) for k, h in cur.fetchall()}
+
+
+def key_hashes(conn: Any, t: Table, keys: list[str]) -> dict[str, str]:
+    """The rows of these keys (as ``row_hashes`` names them), by key lookup."""
+    if not keys:
+        return {}
+    if not t.key:  # the key is the row itself
+        q = sql.SQL("SELECT t::text, md5(t::text) FROM {tbl} AS t WHERE t::text = ANY(%s)"
+                    ).format(tbl=t.ident)
+        args: list[Any] = [keys]
+    else:
+        one = sql.SQL("({})").format(sql.SQL(", ").join(
+            sql.SQL("%s::{}").format(sql.SQL(typ)) for typ in t.key_types))
+        q = sql.SQL("SELECT {k}, md5(t::text) FROM {tbl} AS t WHERE ({cols}) IN ({vals})"
+                    ).format(k=_key_text(t), tbl=t.ident,
+                             cols=sql.SQL(", ").join(sql.Identifier(k) for k in t.key),
+                             vals=sql.SQL(", ").join([one] * len(keys)))
+        args = [v for k in keys for v in json.loads(k)]
     with conn.cursor() as cur:
         cur.execute(q, args)
         return {str(k): str(h) for k, h in cur.fetchall()}
@@ -110,34 +135,40 @@ def compare(primary: Any, replica: Any, tables: list[Table], chunk_rows: int,
             drain: Callable[[], None], rechecks: int
             ) -> tuple[dict[str, dict[str, int]], list[Chunk], list[str], int]:
     """Hash every chunk on ``primary``, let the replica catch up to that moment (``drain``),
-    hash it there; re-check differing chunks up to ``rechecks`` times, since a row changed
-    after the primary's read differs until its change is applied. Returns per-table counts,
+    hash it there; list the rows of differing chunks and re-check only those keys, up to
+    ``rechecks`` rounds, since a row changed after the primary's read differs until its change
+    is applied (AWS DMS re-validates such busy rows the same way). Returns per-table counts,
     the chunks, the differing keys and the number of re-check rounds used."""
     plan = [(t, i, b) for t in tables for i, b in enumerate(bounds(primary, t, chunk_rows))]
     p = {(t.qualified, i): chunk_hash(primary, t, b) for t, i, b in plan}
     drain()
     r = {(t.qualified, i): chunk_hash(replica, t, b) for t, i, b in plan}
+    differing: dict[tuple[str, int], set[str]] = {}
+    for t, i, b in plan:
+        if p[(t.qualified, i)] != r[(t.qualified, i)]:
+            a, z = row_hashes(primary, t, b), row_hashes(replica, t, b)
+            differing[(t.qualified, i)] = {k for k in a.keys() | z.keys() if a.get(k) != z.get(k)}
+    by_name = {t.qualified: t for t in tables}
     rounds = 0
-    while rounds < rechecks and any(p[k] != r[k] for k in p):
+    while rounds < rechecks and any(differing.values()):
         rounds += 1
-        bad = [(t, i, b) for t, i, b in plan if p[(t.qualified, i)] != r[(t.qualified, i)]]
-        for t, i, b in bad:
-            p[(t.qualified, i)] = chunk_hash(primary, t, b)
+        a = {ck: key_hashes(primary, by_name[ck[0]], sorted(ks))
+             for ck, ks in differing.items() if ks}
         drain()
-        for t, i, b in bad:
-            r[(t.qualified, i)] = chunk_hash(replica, t, b)
+        for ck, ks in differing.items():
+            if ks:
+                z = key_hashes(replica, by_name[ck[0]], sorted(ks))
+                differing[ck] = {k for k in ks if a[ck].get(k) != z.get(k)}
     chunks: list[Chunk] = []
     keys: list[str] = []
     per_table: dict[str, dict[str, int]] = {
         t.qualified: {"rows_source": 0, "rows_target": 0, "mismatches": 0} for t in tables}
     for t, i, b in plan:
         (np_, hp), (nr, hr) = p[(t.qualified, i)], r[(t.qualified, i)]
-        state = "match" if (np_, hp) == (nr, hr) else "mismatch"
-        if state == "mismatch":
-            a, z = row_hashes(primary, t, b), row_hashes(replica, t, b)
-            diff = sorted(k for k in a.keys() | z.keys() if a.get(k) != z.get(k))
-            per_table[t.qualified]["mismatches"] += len(diff)
-            keys += [f"{t.qualified}{k}" for k in diff[:20]]
+        diff = sorted(differing.get((t.qualified, i), ()))
+        state = "match" if (np_, hp) == (nr, hr) else "mismatch" if diff else "rechecked"
+        per_table[t.qualified]["mismatches"] += len(diff)
+        keys += [f"{t.qualified}{k}" for k in diff[:20]]
         per_table[t.qualified]["rows_source"] += np_
         per_table[t.qualified]["rows_target"] += nr
         chunks.append(Chunk(t.qualified, i, json.dumps(b[0]), json.dumps(b[1]), np_, nr, hp, hr,

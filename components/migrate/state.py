@@ -62,7 +62,7 @@ class Chunk:
     rows_target: int
     sum_source: str
     sum_target: str
-    state: str  # "match" or "mismatch"
+    state: str  # "match", "rechecked" (busy rows equal on a re-check) or "mismatch"
 
 
 class StateStore(Protocol):

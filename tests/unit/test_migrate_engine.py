@@ -5,6 +5,7 @@ model of two databases (a dict each, a change log and fences) with crashes anywh
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -430,11 +431,11 @@ def test_command_reaches_a_live_runner_through_the_store(tmp_path: Path) -> None
     assert other.status()["last_request"]["command"] == "abort"
 
 
-def _drive(mig_factory: Any, model: Model, expected: dict[int, int], end: str) -> Migration:
+def _drive(mig_factory: Callable[[], Migration], clock: Clock, model: Model,
+           expected: dict[int, int], end: str) -> Migration:
     """Run the whole migration with app writes between moves, replacing the runner whenever
     it crashes, until ``end`` (finalized or rolled-back). Bounded: 200 moves."""
     mig = mig_factory()
-    clock = mig.store._clock  # type: ignore[attr-defined]
     for n in range(1, 201):
         phase = mig.status()["phase"]
         if phase == end:
@@ -467,7 +468,7 @@ def test_runner_killed_at_each_step_resumes_without_loss(tmp_path: Path, point: 
     expected: dict[int, int] = {}
     mig = _drive(lambda: Migration("m", ModelAdapter(model), store, source_shown="s",
                                    target_shown="t", lease_s=5, poll_s=0),
-                 model, expected, end)
+                 clock, model, expected, end)
     side = "target" if end == "finalized" else "source"
     assert model.db[side] == expected
     assert not model.fenced[side] and model.fenced["source" if side == "target" else "target"]
