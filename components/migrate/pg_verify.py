@@ -146,19 +146,19 @@ def compare(primary: Any, replica: Any, tables: list[Table], chunk_rows: int,
     differing: dict[tuple[str, int], set[str]] = {}
     for t, i, b in plan:
         if p[(t.qualified, i)] != r[(t.qualified, i)]:
-            a, z = row_hashes(primary, t, b), row_hashes(replica, t, b)
-            differing[(t.qualified, i)] = {k for k in a.keys() | z.keys() if a.get(k) != z.get(k)}
+            x, y = row_hashes(primary, t, b), row_hashes(replica, t, b)
+            differing[(t.qualified, i)] = {k for k in x.keys() | y.keys() if x.get(k) != y.get(k)}
     by_name = {t.qualified: t for t in tables}
     rounds = 0
     while rounds < rechecks and any(differing.values()):
         rounds += 1
-        a = {ck: key_hashes(primary, by_name[ck[0]], sorted(ks))
-             for ck, ks in differing.items() if ks}
+        seen = {ck: key_hashes(primary, by_name[ck[0]], sorted(ks))
+                for ck, ks in differing.items() if ks}
         drain()
         for ck, ks in differing.items():
             if ks:
                 z = key_hashes(replica, by_name[ck[0]], sorted(ks))
-                differing[ck] = {k for k in ks if a[ck].get(k) != z.get(k)}
+                differing[ck] = {k for k in ks if seen[ck].get(k) != z.get(k)}
     chunks: list[Chunk] = []
     keys: list[str] = []
     per_table: dict[str, dict[str, int]] = {
