@@ -58,6 +58,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
             p.add_argument("--writes-stopped", action="store_true",
                            help="the caller has stopped the application's writes "
                                 "(required until --stack is built)")
+            p.add_argument("--stack", default=None,
+                           help="use the stack's wrapper freeze and data pointer (not built "
+                                "yet: use --writes-stopped)")
             p.add_argument("--max-freeze-s", type=_positive, default=5.0,
                            help="longest drain + verify while writes are stopped (default 5)")
         if name == "start":
@@ -89,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
         endpoint(args.source, "--source")
         endpoint(args.target, "--target")
         state_path(args.state)
+        if getattr(args, "stack", None) is not None:
+            raise UrlError(f"--stack {args.stack!r}: the wrapper freeze is not built yet; "
+                           "allowed: --writes-stopped after stopping the application's writes")
         if cmd == "plan":
             adapter = make_adapter(args.id, args.source, args.target)
             try:
@@ -102,10 +108,10 @@ def run(args: argparse.Namespace) -> int:
                            poll_s=getattr(args, "poll_s", 1.0),
                            create=cmd == "start",
                            on_progress=None if args.json else _bar())
-    except UrlError as exc:
+    except (UrlError, StateError) as exc:  # a bad value, an unknown id, other endpoints
         print(f"standby: error: {exc}", file=sys.stderr)
         return 2
-    except (StateError, MigrationError) as exc:
+    except MigrationError as exc:
         print(f"standby: error: {exc}", file=sys.stderr)
         return 1
     try:

@@ -74,8 +74,10 @@ def bounds(conn: Any, t: Table, chunk_rows: int) -> list[Bounds]:
     if not t.key:
         return [(None, None)]
     keys = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(k)) for k in t.key)
+    # ORDER BY rn, not by the key: the output columns are the keys as text, and ORDER BY a
+    # name sorts by the output column, so 100122 would come before 20023.
     q = sql.SQL("SELECT {keys} FROM (SELECT {cols}, row_number() OVER (ORDER BY {cols}) AS rn "
-                "FROM {tbl}) s WHERE rn %% %s = 1 AND rn > 1 ORDER BY {cols}").format(
+                "FROM {tbl}) s WHERE rn %% %s = 1 AND rn > 1 ORDER BY rn").format(
         keys=keys, cols=_order(t), tbl=t.ident)
     with conn.cursor() as cur:
         cur.execute(q, (chunk_rows,))

@@ -65,8 +65,9 @@ class PostgresAdapter:
             try:
                 conn = psycopg.connect(ep.url, autocommit=True, connect_timeout=5)
             except psycopg.OperationalError as exc:
+                why = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
                 raise MigrationError(f"cannot connect to the {side} {ep.shown}: "
-                                     f"{str(exc).strip().splitlines()[-1]}") from None
+                                     f"{why[:300]}") from None
             self._conns[side] = conn
         return conn
 
