@@ -169,8 +169,9 @@ def _status_text(doc: dict[str, Any]) -> str:
     out = [f"migration {doc['id']} ({doc['engine']}): {doc['source']} -> {doc['target']}",
            f"phase      {doc['phase']}{' (paused)' if doc['paused'] else ''}"
            f"{'  runner ' + doc['runner'] if doc['runner'] else ''}",
-           f"rows       source ~{c['rows_source']} target {c['rows_target']} "
-           f"tables {c['tables_ready']}/{c['tables']} ready",
+           f"rows       source {'' if c.get('from') == 'verify' else '~'}{c['rows_source']} "
+           f"target {c['rows_target']} ({'last verify' if c.get('from') == 'verify' else 'copy'})"
+           f", tables {c['tables_ready']}/{c['tables']} ready",
            f"lag        {lag['bytes']} bytes (applied {lag['applied']})",
            f"mismatches {doc['mismatches'] if doc['mismatches'] is not None else 'not verified'}"]
     if doc.get("last_cutover"):
@@ -190,10 +191,11 @@ def _bar() -> Any:
         total, done = p.get("rows_source") or 0, p.get("rows_target") or 0
         pct = f" ({100 * done / total:.0f}%)" if total else ""
         eta = p.get("eta_s")
-        line = (f"[{p.get('phase')}] rows {done}/{total or '?'}{pct} "
-                f"{p.get('rate_rows_s', 0) or 0} rows/s ETA "
-                f"{'-' if eta is None else f'{eta:.0f}s'} lag {p.get('lag_bytes', '-')} B "
-                f"throttle {p.get('throttle') or 'none'}")
+        line = f"[{p.get('phase')}] "
+        if p.get("phase") == "backfill":
+            line += (f"rows {done}/~{total or '?'}{pct} {p.get('rate_rows_s', 0) or 0} rows/s "
+                     f"ETA {'-' if eta is None else f'{eta:.0f}s'} ")
+        line += f"lag {p.get('lag_bytes', '-')} B throttle {p.get('throttle') or 'none'}"
         print(("\r" + line + "\x1b[K") if tty else line, end="" if tty else "\n",
               file=sys.stderr, flush=True)
 

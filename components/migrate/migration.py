@@ -383,9 +383,7 @@ def status_document(rec: Record, now: float | None = None) -> dict[str, Any]:
         "runner": rec.holder if rec.lease_until > (time.time() if now is None else now)
         else None,
         "token": rec.token,
-        "counts": {"rows_source": progress.get("rows_source"),
-                   "rows_target": progress.get("rows_target"),
-                   "tables": progress.get("tables"), "tables_ready": progress.get("tables_ready")},
+        "counts": _counts(progress, verify),
         "lag": {"bytes": progress.get("lag_bytes"), "applied": progress.get("applied")},
         "mismatches": verify.get("mismatches"),
         "verify": verify or None,
@@ -395,3 +393,17 @@ def status_document(rec: Record, now: float | None = None) -> dict[str, Any]:
         "last_request": {k: v for k, v in (rec.data.get("last_request") or {}).items()
                          if k != "result"} or None,
     }
+
+
+def _counts(progress: dict[str, Any], verify: dict[str, Any]) -> dict[str, Any]:
+    """Exact row counts from the last verify when there is one, else the copy's progress
+    (the source's count is then the planner's estimate)."""
+    tables = verify.get("tables") or {}
+    if tables:
+        return {"rows_source": sum(t["rows_source"] for t in tables.values()),
+                "rows_target": sum(t["rows_target"] for t in tables.values()),
+                "tables": len(tables), "tables_ready": progress.get("tables_ready"),
+                "from": "verify"}
+    return {"rows_source": progress.get("rows_source"), "rows_target": progress.get("rows_target"),
+            "tables": progress.get("tables"), "tables_ready": progress.get("tables_ready"),
+            "from": "progress"}

@@ -404,9 +404,12 @@ class PostgresAdapter:
 
     def freeze(self, ctx: Context, deadline: float) -> None:
         goal = self._one("source", "SELECT pg_current_wal_lsn()::text")
+        started = time.monotonic()
         ctx.save(freeze={"lsn": goal, "at": time.time()})
         if not self._wait_applied("source", self.slot, goal, deadline, ctx):
             raise Overrun(f"the drain to the freeze position {goal} overran max_freeze_s")
+        ctx.save(freeze={"lsn": goal, "at": time.time(),
+                         "drain_s": round(time.monotonic() - started, 3)})
 
     def _copy_sequences(self, ctx: Context, frm: str, to: str) -> None:
         done = {}

@@ -42,6 +42,10 @@ def write_once(c: Any, rng: random.Random, top: int, n: int) -> None:
                   "SET v = pairs.v + 1", (k % 50, f"k{k}", k))
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the servers as Ctrl-C does
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m components.sandbox.migrate_demo",
                                  description=__doc__.split("\n\n")[0] if __doc__ else None)
@@ -55,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args.dir.mkdir(parents=True, exist_ok=True)
     src = PgPair(wal_level="logical", with_standby=False)
     dst = PgPair(wal_level="logical", with_standby=False)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         src.start()
         dst.start()

@@ -312,3 +312,51 @@ def test_killed_runner_resumes_and_finishes_under_a_writer(
         target_shown=dst.url().replace(f":{dst.admin_password}", ""),
         create=False).store.history("orders")}
     assert len(tokens) >= 2  # the phases were written by the killed runner and its successor
+
+
+def test_ctrl_c_pauses_and_commands_from_another_terminal_reach_the_runner(
+        pgs: tuple[PgPair, PgPair], tmp_path: Path) -> None:
+    """The README flow: ``start`` in the foreground (Ctrl-C pauses, a later start resumes);
+    ``cutover`` and ``finalize`` from another terminal act through the state store."""
+    src, dst = pgs
+    state = tmp_path / "state.sqlite"
+    base = ["--id", "orders", "--source", src.url(), "--target", dst.url(),
+            "--state", f"sqlite:///{state}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    start = [sys.executable, "-m", "components", "migrate", "start", *base, "--lease-s", "3",
+             "--poll-s", "0.1"]
+    first = subprocess.Popen(start, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while phase_in(state, "orders") != "verify" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first.send_signal(signal.SIGINT)
+    _, err = first.communicate(timeout=30)
+    assert first.returncode == 130 and "paused" in err
+    doc = json.loads(cli("status", *base, "--json").stdout)
+    assert doc["paused"] is True and doc["runner"] is None
+    runner = subprocess.Popen(start, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            doc = json.loads(cli("status", *base, "--json").stdout)
+            if doc["runner"] and not doc["paused"] and doc["mismatches"] == 0:
+                break
+            time.sleep(0.2)
+        assert doc["runner"] and doc["mismatches"] == 0
+        out = cli("cutover", *base, "--writes-stopped", "--max-freeze-s", "10", "--json")
+        assert out.returncode == 0, out.stderr
+        doc = json.loads(out.stdout)
+        assert doc["phase"] == "reverse-sync" and doc["last_request"]["command"] == "cutover"
+        assert doc["runner"] is not None  # done by the live runner, not by this command
+        out = cli("abort", *base)
+        assert out.returncode == 1 and "only possible before cutover" in out.stderr
+        assert cli("finalize", *base).returncode == 0
+        runner.wait(timeout=60)
+        assert runner.returncode == 0
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait(timeout=10)
+    assert table_state(src) == table_state(dst)
