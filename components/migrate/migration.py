@@ -187,12 +187,16 @@ class Migration:
                 else Phase.VERIFY
             r.move(nxt, verify=None) if nxt == Phase.VERIFY else r.move(nxt)
         elif phase == Phase.VERIFY:
-            if r.rec.data.get("verify") is not None:
-                r.tick(**self.adapter.lag(r))
-                return False
-            result = self._verify(r, exact=False)
-            if result.mismatches:
+            last = r.rec.data.get("verify")
+            if last is None:
+                last = self._verify(r, exact=False).summary()
+            if last["mismatches"]:
+                # Whoever verified last (this runner, a `verify` command, a refused cutover)
+                # found differences: catch up and verify again rather than idle on them.
                 r.move(Phase.CATCH_UP)
+                return True
+            r.tick(**self.adapter.lag(r))
+            return False
         elif phase == Phase.REVERSE_SYNC:
             r.tick(**self.adapter.lag(r))
             return False
@@ -225,6 +229,7 @@ class Migration:
         except LeaseHeld:
             return self._ask(name, args, wait_s)
         try:
+            self._recover(r)
             return self._do(r, name, args)
         finally:
             self.store.release(self.id, self.holder, r.token)
@@ -360,12 +365,20 @@ class Migration:
 
     def _finish_cutover(self, r: Runner) -> None:
         self.adapter.cutover(r)
-        r.move(Phase.REVERSE_SYNC, last_cutover={"ok": True, "at": time.time()})
+        # Writes were stopped from the freeze position until the target is unfenced here.
+        frozen_at = (r.rec.data.get("freeze") or {}).get("at")
+        r.move(Phase.REVERSE_SYNC, last_cutover={
+            "ok": True, "at": time.time(),
+            "freeze_total_s": None if frozen_at is None else round(time.time() - frozen_at, 3)})
 
     def _do_rollback(self, r: Runner) -> None:
         max_freeze_s = float((r.rec.data.get("rollback") or {}).get("max_freeze_s",
                                                                      self.max_freeze_s))
-        failed = self.adapter.rollback(r, time.monotonic() + max_freeze_s)
+        try:
+            failed = self.adapter.rollback(r, time.monotonic() + max_freeze_s)
+        except Overrun as exc:  # the adapter made the target writable again
+            r.move(Phase.REVERSE_SYNC)
+            raise MigrationError(f"rollback refused: {exc}") from exc
         if failed is not None:
             r.move(Phase.REVERSE_SYNC)
             raise MigrationError(f"rollback refused: {failed.mismatches} rows differ after the "

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from components.migrate import Migration, MigrationError, Phase, TransitionError
-from components.migrate.adapter import Context, VerifyResult
+from components.migrate.adapter import Context, Overrun, VerifyResult
 from components.migrate.phases import BEFORE_CUTOVER, TERMINAL, check_transition, successors
 from components.migrate.state import Fenced, LeaseHeld, SQLiteStore, StateError
 from components.migrate.urls import UrlError, endpoint, migration_id, state_path
@@ -474,3 +474,43 @@ def test_runner_killed_at_each_step_resumes_without_loss(tmp_path: Path, point: 
     assert not model.fenced[side] and model.fenced["source" if side == "target" else "target"]
     assert model.artifacts == set()
     assert mig.status()["phase"] == end
+
+
+def test_runner_does_not_idle_on_a_verify_that_found_mismatches(tmp_path: Path) -> None:
+    """A `verify` command that found a difference left the phase at verify; the runner used
+    to idle there for ever (never ready for cutover) instead of catching up and verifying
+    again once the difference was gone."""
+    store = store_at(tmp_path)
+    model = Model()
+    mig = Migration("m", ModelAdapter(model), store, source_shown="s", target_shown="t",
+                    lease_s=5, poll_s=0)
+    for _ in range(6):
+        mig.step()
+    model.db["target"][99] = 1  # a rogue row on the target
+    assert mig.verify()["mismatches"] == 1
+    del model.db["target"][99]  # repaired
+    rec = mig.run(until=Phase.VERIFY, max_s=10)
+    assert rec.phase == Phase.VERIFY and rec.data["verify"]["mismatches"] == 0
+    assert [h["to"] for h in store.history("m")][-2:] == ["catch-up", "verify"]
+
+
+class OverrunningRollback(ModelAdapter):
+    def rollback(self, ctx: Context, deadline: float) -> VerifyResult | None:
+        self.m.fenced["target"] = True
+        self.m.fenced["target"] = False  # the drain overran: the target is writable again
+        raise Overrun("drain overran")
+
+
+def test_rollback_overrun_goes_back_to_reverse_sync(tmp_path: Path) -> None:
+    """An overrun rollback used to stay in phase rollback, so the next runner retried it
+    without the caller stopping writes again."""
+    store = store_at(tmp_path)
+    model = Model()
+    mig = Migration("m", OverrunningRollback(model), store, source_shown="s",
+                    target_shown="t", lease_s=5, poll_s=0)
+    for _ in range(6):
+        mig.step()
+    mig.cutover(writes_stopped=True)
+    with pytest.raises(MigrationError, match="rollback refused: drain overran"):
+        mig.rollback(writes_stopped=True)
+    assert mig.status()["phase"] == "reverse-sync" and not model.fenced["target"]
