@@ -4,10 +4,11 @@ Forward: a publication and a ``pgoutput`` slot on the source (the capture positi
 before any row is copied), then a subscription on the target that uses that slot with
 ``copy_data = true``: PostgreSQL copies each table inside its own snapshot and joins the
 stream at that snapshot's position, so there is no gap and no overlap.
-Cutover (writes stopped by the caller): drain to the source's WAL position, verify, ``setval``
-every sequence (logical replication does not carry them), fence the source, disable the
-forward subscription, start the reverse one with ``copy_data = false`` while nothing writes,
-then unfence the target.
+Cutover (writes stopped by the caller): drain to the source's WAL position, verify, fence
+the source, end write transactions older than the fence and drain again (a write that
+slipped in is carried, not lost), ``setval`` every sequence (logical replication does not
+carry them), disable the forward subscription, start the reverse one with
+``copy_data = false`` while nothing writes, then unfence the target.
 
 Fencing is by table privileges: INSERT/UPDATE/DELETE/TRUNCATE of every non-superuser role
 (owner included) on the migrated tables are revoked and recorded in the checkpoint, and
@@ -423,10 +424,36 @@ class PostgresAdapter:
             done[seq] = int(last)
         ctx.save(**{f"sequences_set_{to}": done})
 
+    def _seal(self, side: str, slot: str, fenced_at: Any, deadline: float) -> bool:
+        """After a fence (``fenced_at``: the server's clock once it was in place): end the
+        write transactions that began before it (their writes were checked against the old
+        privileges and could still commit), then drain the slot to the position after them,
+        so every committed write has been replicated."""
+        old = ("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND "
+               "pid <> pg_backend_pid() AND backend_xid IS NOT NULL AND xact_start < %s AND "
+               "usename NOT IN (SELECT rolname FROM pg_roles WHERE rolsuper)")
+        grace = min(deadline, time.monotonic() + 2.0)
+        while self._all(side, old, (fenced_at,)) and time.monotonic() < grace:
+            time.sleep(0.02)
+        for (pid,) in self._all(side, old, (fenced_at,)):
+            # Not committed, so never acknowledged to the application: safe to roll back.
+            self._exec(side, "SELECT pg_terminate_backend(%s, 2000)", (pid,))
+        goal = self._one(side, "SELECT pg_current_wal_lsn()::text")
+        return self._wait_applied(side, slot, goal, deadline, None)
+
     def cutover(self, ctx: Context) -> None:
         tables = self._table_list(ctx)
-        self._copy_sequences(ctx, "source", "target")
         self._fence(ctx, "source")
+        fenced_at = self._one("source", "SELECT clock_timestamp()")
+        # A write that slipped in after the final verify (the caller said writes were
+        # stopped) is replicated before the forward direction stops, and the sequences are
+        # read only once nothing can move them any more.
+        if not self._seal("source", self.slot, fenced_at,
+                          time.monotonic() + self.drain_timeout_s):
+            raise MigrationError("the source's last writes were not applied to the target "
+                                 f"within {self.drain_timeout_s:g} s; run the cutover again "
+                                 "(the source stays fenced)")
+        self._copy_sequences(ctx, "source", "target")
         self._exec("target", sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(
             sql.Identifier(self.sub)))
         if not self._one("target", "SELECT count(*) FROM pg_publication WHERE pubname = %s",
@@ -448,11 +475,11 @@ class PostgresAdapter:
 
     def rollback(self, ctx: Context, deadline: float) -> VerifyResult | None:
         self._fence(ctx, "target")
-        goal = self._one("target", "SELECT pg_current_wal_lsn()::text")
-        if not self._wait_applied("target", self.back, goal, deadline, ctx):
+        fenced_at = self._one("target", "SELECT clock_timestamp()")
+        if not self._seal("target", self.back, fenced_at, deadline):
             self._unfence(ctx, "target")
-            raise Overrun(f"the reverse drain to {goal} overran max_freeze_s; the target is "
-                          "writable again")
+            raise Overrun("the reverse drain overran max_freeze_s; the target is writable "
+                          "again")
         result = self._compare(ctx, "target", exact=True)
         ctx.save(verify={**result.summary(), "at": time.time(), "phase": "rollback"})
         if result.mismatches:

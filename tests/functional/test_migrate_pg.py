@@ -360,3 +360,47 @@ def test_ctrl_c_pauses_and_commands_from_another_terminal_reach_the_runner(
             runner.kill()
             runner.wait(timeout=10)
     assert table_state(src) == table_state(dst)
+
+
+def test_write_between_final_verify_and_fence_is_neither_lost_nor_reused(
+        pgs: tuple[PgPair, PgPair], tmp_path: Path) -> None:
+    """A caller that said --writes-stopped too early: one write commits after the final
+    verify, just before the source is fenced, and one transaction is still open across the
+    fence. The first used to be lost (the forward subscription was disabled right after
+    the fence) and its id reused (sequences were copied before the fence); the second
+    committed on the fenced source after the forward direction stopped."""
+    from components.migrate import SQLiteStore
+    from components.migrate.postgres import PostgresAdapter
+    from components.migrate.urls import endpoint
+
+    src, dst = pgs
+    written: list[int] = []
+    late = src.connect("primary", APP)
+    late.autocommit = False
+
+    class WindowWrite(PostgresAdapter):
+        def _fence(self, ctx: Any, side: str) -> None:
+            if side == "source" and ctx.phase == Phase.CUTOVER and not written:
+                with src.connect("primary", APP) as c:
+                    written.append(c.execute("INSERT INTO items (name) VALUES ('window') "
+                                             "RETURNING id").fetchone()[0])
+                late.execute("INSERT INTO items (name) VALUES ('open across the fence')")
+            super()._fence(ctx, side)
+
+    s, t = endpoint(src.url()), endpoint(dst.url(), "--target")
+    m = Migration("orders", WindowWrite("orders", s, t, drain_timeout_s=20),
+                  SQLiteStore(tmp_path / "state.sqlite"), source_shown=s.shown,
+                  target_shown=t.shown, lease_s=5, poll_s=0.1, max_freeze_s=10)
+    assert m.run(until=Phase.VERIFY, max_s=120).phase == Phase.VERIFY
+    assert m.cutover(writes_stopped=True)["phase"] == "reverse-sync"
+    with pytest.raises(Exception, match="terminat"):
+        late.commit()  # rolled back by the cutover: never acknowledged
+    late.close()
+    assert table_state(src) == table_state(dst)
+    with dst.connect("primary", APP) as c:
+        assert c.execute("SELECT name FROM items WHERE id = %s", (written[0],)).fetchone() == (
+            "window",)
+        new_id = c.execute("INSERT INTO items (name) VALUES ('after') RETURNING id").fetchone()
+        assert new_id[0] > written[0]
+        assert c.execute("SELECT count(*) FROM items WHERE name = 'open across the fence'"
+                         ).fetchone() == (0,)
