@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,7 +135,7 @@ def key_hashes(conn: Any, t: Table, keys: list[str]) -> dict[str, str]:
 
 
 def compare(primary: Any, replica: Any, tables: list[Table], chunk_rows: int,
-            drain: Callable[[], None], rechecks: int
+            drain: Callable[[], None], rechecks: int, exact: bool = False
             ) -> tuple[dict[str, dict[str, int]], list[Chunk], list[str], int]:
     """Hash every chunk on ``primary``, let the replica catch up to that moment (``drain``),
     hash it there; list the rows of differing chunks and re-check only those keys, up to
@@ -142,9 +143,21 @@ def compare(primary: Any, replica: Any, tables: list[Table], chunk_rows: int,
     is applied (AWS DMS re-validates such busy rows the same way). Returns per-table counts,
     the chunks, the differing keys and the number of re-check rounds used."""
     plan = [(t, i, b) for t in tables for i, b in enumerate(bounds(primary, t, chunk_rows))]
-    p = {(t.qualified, i): chunk_hash(primary, t, b) for t, i, b in plan}
-    drain()
-    r = {(t.qualified, i): chunk_hash(replica, t, b) for t, i, b in plan}
+
+    def hashes(conn: Any) -> dict[tuple[str, int], tuple[int, str]]:
+        return {(t.qualified, i): chunk_hash(conn, t, b) for t, i, b in plan}
+
+    if exact:
+        # Exact (writes stopped): nothing moves, so drain first and hash both servers at
+        # once (each on its own connection); this halves the time spent inside a freeze.
+        drain()
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            fp, fr = pool.submit(hashes, primary), pool.submit(hashes, replica)
+            p, r = fp.result(), fr.result()
+    else:
+        p = hashes(primary)
+        drain()
+        r = hashes(replica)
     differing: dict[tuple[str, int], set[str]] = {}
     for t, i, b in plan:
         if p[(t.qualified, i)] != r[(t.qualified, i)]:
@@ -152,7 +165,7 @@ def compare(primary: Any, replica: Any, tables: list[Table], chunk_rows: int,
             differing[(t.qualified, i)] = {k for k in x.keys() | y.keys() if x.get(k) != y.get(k)}
     by_name = {t.qualified: t for t in tables}
     rounds = 0
-    while rounds < rechecks and any(differing.values()):
+    while not exact and rounds < rechecks and any(differing.values()):
         rounds += 1
         seen = {ck: key_hashes(primary, by_name[ck[0]], sorted(ks))
                 for ck, ks in differing.items() if ks}

@@ -349,7 +349,7 @@ class PostgresAdapter:
         replica = "target" if primary == "source" else "source"
         per_table, chunks, keys, rounds = pg_verify.compare(
             self._c(primary), self._c(replica), self._table_list(ctx), self.chunk_rows, drain,
-            0 if exact else self.rechecks)
+            self.rechecks, exact)
         if primary == "target":  # counts are named by side, not by role in the comparison
             for v in per_table.values():
                 v["rows_source"], v["rows_target"] = v["rows_target"], v["rows_source"]
