@@ -16,12 +16,12 @@ from typing import Any
 from components.migrate.adapter import Adapter, MigrationError, PreflightFailed
 from components.migrate.migration import Migration, status_document
 from components.migrate.phases import Phase, TransitionError
-from components.migrate.state import Fenced, LeaseHeld, SQLiteStore, StateError
-from components.migrate.urls import UrlError, endpoint, migration_id, state_path
+from components.migrate.state import Fenced, LeaseHeld, SQLiteStore, StateError, StateStore
+from components.migrate.urls import UrlError, endpoint, migration_id, state_url
 
 __all__ = ["Adapter", "Fenced", "LeaseHeld", "Migration", "MigrationError", "Phase",
            "PreflightFailed", "SQLiteStore", "StateError", "TransitionError", "UrlError",
-           "make_adapter", "open_migration", "status_document"]
+           "make_adapter", "open_migration", "open_store", "status_document"]
 
 
 def make_adapter(mid: str, source: str, target: str, **options: Any) -> Adapter:
@@ -41,6 +41,20 @@ def open_migration(mid: str, source: str, target: str, state: str | None = None,
                    base: Path | None = None, adapter_options: dict[str, Any] | None = None,
                    **options: Any) -> Migration:
     adapter = make_adapter(mid, source, target, **(adapter_options or {}))
-    store = SQLiteStore(state_path(state, base))
+    store = open_store(state, base)
     return Migration(mid, adapter, store, source_shown=endpoint(source).shown,
                      target_shown=endpoint(target, "--target").shown, **options)
+
+
+def open_store(state: str | None, base: Path | None = None) -> StateStore:
+    """The state store of ``--state``: SQLite (default) or a DynamoDB table."""
+    where = state_url(state, base)
+    if isinstance(where, Path):
+        return SQLiteStore(where)
+    import boto3
+
+    from components.migrate.state_dynamodb import DynamoDBStore
+
+    client = boto3.client("dynamodb", region_name=where.region,
+                          endpoint_url=where.endpoint_url)
+    return DynamoDBStore(where.table, client)

@@ -52,7 +52,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         p.add_argument("--target", required=True, help="postgresql://USER:PASSWORD@HOST:PORT/DB")
         p.add_argument("--state", default=None,
                        help="state store: sqlite:///PATH (default sqlite:///.standby/"
-                            "migrate.sqlite, under the current directory)")
+                            "migrate.sqlite, under the current directory) or "
+                            "dynamodb://TABLE?region=REGION[&endpoint_url=URL]")
         p.add_argument("--json", action="store_true", help="print one JSON document")
         if name in ("cutover", "rollback"):
             p.add_argument("--writes-stopped", action="store_true",
@@ -84,14 +85,14 @@ def run(args: argparse.Namespace) -> int:
         make_adapter,
         open_migration,
     )
-    from components.migrate.urls import endpoint, migration_id, state_path
+    from components.migrate.urls import endpoint, migration_id, state_url
 
     cmd = args.migrate_command
     try:
         migration_id(args.id)
         endpoint(args.source, "--source")
         endpoint(args.target, "--target")
-        state_path(args.state)
+        state_url(args.state)
         if getattr(args, "stack", None) is not None:
             raise UrlError(f"--stack {args.stack!r}: the wrapper freeze is not built yet; "
                            "allowed: --writes-stopped after stopping the application's writes")

@@ -11,8 +11,9 @@ ENDPOINT_FORMS = ("postgresql://USER:PASSWORD@HOST:PORT/DB, mysql://USER:PASSWOR
                   "dynamodb://TABLE?region=REGION&endpoint_url=URL, "
                   "s3://BUCKET/PREFIX?region=REGION&endpoint_url=URL")
 SUPPORTED = ("postgresql",)
-STATE_FORMS = "sqlite:///RELATIVE/PATH or sqlite:////ABSOLUTE/PATH (default " \
-              "sqlite:///.standby/migrate.sqlite)"
+STATE_FORMS = "sqlite:///RELATIVE/PATH, sqlite:////ABSOLUTE/PATH (default " \
+              "sqlite:///.standby/migrate.sqlite) or dynamodb://TABLE?region=REGION" \
+              "[&endpoint_url=http://HOST:PORT]"
 DEFAULT_STATE = "sqlite:///.standby/migrate.sqlite"
 ID_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 ID_HELP = "1-40 characters: a lowercase letter, then lowercase letters, digits or '_'"
@@ -86,8 +87,8 @@ def state_path(value: str | None, base: Path | None = None) -> Path:
     """The SQLite file of ``--state``; relative paths are under ``base`` (the project)."""
     value = value or DEFAULT_STATE
     if value.startswith("dynamodb://"):
-        raise UrlError(f"--state {_shown(value)}: the DynamoDB state store is not built yet; "
-                       f"allowed now: {STATE_FORMS}")
+        raise UrlError(f"--state {_shown(value)} is a DynamoDB table, not a file; allowed "
+                       "here: sqlite:///PATH")
     if not value.startswith("sqlite:///") or _CONTROL.search(value) or len(value) > 4096:
         raise UrlError(f"--state {_shown(value)}; allowed: {STATE_FORMS}")
     rest = value[len("sqlite:///"):]
@@ -95,3 +96,40 @@ def state_path(value: str | None, base: Path | None = None) -> Path:
         raise UrlError(f"--state {_shown(value)}: no file name; allowed: {STATE_FORMS}")
     path = Path(rest)
     return path if path.is_absolute() else (base or Path.cwd()) / path
+
+
+_TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+){1,4}")
+
+
+@dataclass(frozen=True)
+class DynamoState:
+    table: str
+    region: str
+    endpoint_url: str | None
+
+
+def state_url(value: str | None, base: Path | None = None) -> Path | DynamoState:
+    """``--state``: a SQLite file, or a DynamoDB table with its region (and endpoint)."""
+    value = value or DEFAULT_STATE
+    if not value.startswith("dynamodb://"):
+        return state_path(value, base)
+    bad = f"--state {_shown(value)}"
+    if _CONTROL.search(value) or len(value) > 2048:
+        raise UrlError(f"{bad}; allowed: {STATE_FORMS}")
+    parts = urlsplit(value)
+    query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+    unknown = sorted(set(query) - {"region", "endpoint_url"})
+    if not _TABLE.fullmatch(parts.netloc) or parts.path not in ("", "/") or unknown:
+        raise UrlError(f"{bad}: a table name (3-255 of A-Z a-z 0-9 _ . -) and only region and "
+                       f"endpoint_url; allowed: {STATE_FORMS}")
+    region = unquote(query.get("region", ""))
+    if not _REGION.fullmatch(region):
+        raise UrlError(f"{bad}: region= is required (like us-east-1); allowed: {STATE_FORMS}")
+    endpoint_url = unquote(query["endpoint_url"]) if "endpoint_url" in query else None
+    if endpoint_url is not None:
+        e = urlsplit(endpoint_url)
+        if e.scheme not in ("http", "https") or not e.hostname:
+            raise UrlError(f"{bad}: endpoint_url must be http(s)://HOST[:PORT]; allowed: "
+                           f"{STATE_FORMS}")
+    return DynamoState(parts.netloc, region, endpoint_url)

@@ -30,7 +30,7 @@ def base(tmp_path: Path, port: int = 1) -> list[str]:
     (["--id", "Bad-Id"], "--id 'Bad-Id'; allowed: 1-40 characters"),
     (["--source", "mysql://u:pw@127.0.0.1/db"], "mysql migrations are not built yet"),
     (["--target", "s3://bucket/prefix"], "s3 migrations are not built yet"),
-    (["--state", "dynamodb://t"], "DynamoDB state store is not built yet"),
+    (["--state", "dynamodb://tbl"], "region= is required"),
     (["--state", "/tmp/s.sqlite"], "allowed: sqlite:///RELATIVE/PATH"),
 ])
 def test_bad_values_exit_2_with_the_allowed_forms(capsys: pytest.CaptureFixture[str],

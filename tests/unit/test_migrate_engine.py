@@ -17,7 +17,14 @@ from components.migrate import Migration, MigrationError, Phase, TransitionError
 from components.migrate.adapter import Context, Overrun, VerifyResult
 from components.migrate.phases import BEFORE_CUTOVER, TERMINAL, check_transition, successors
 from components.migrate.state import Fenced, LeaseHeld, SQLiteStore, StateError
-from components.migrate.urls import UrlError, endpoint, migration_id, state_path
+from components.migrate.urls import (
+    DynamoState,
+    UrlError,
+    endpoint,
+    migration_id,
+    state_path,
+    state_url,
+)
 
 
 class Clock:
@@ -136,8 +143,17 @@ def test_password_never_in_the_shown_url() -> None:
 def test_state_and_id_forms(tmp_path: Path) -> None:
     assert state_path("sqlite:///x/s.db", tmp_path) == tmp_path / "x" / "s.db"
     assert state_path("sqlite:////abs/s.db") == Path("/abs/s.db")
-    with pytest.raises(UrlError, match="DynamoDB state store is not built yet"):
+    with pytest.raises(UrlError, match="a DynamoDB table, not a file"):
         state_path("dynamodb://t?region=us-east-1")
+    assert state_url("dynamodb://mig-state?region=us-east-1&endpoint_url=http://127.0.0.1:9"
+                     ) == DynamoState("mig-state", "us-east-1", "http://127.0.0.1:9")
+    for bad, match in (("dynamodb://t?region=us-east-1", "a table name"),
+                       ("dynamodb://tbl", "region= is required"),
+                       ("dynamodb://tbl?region=us-east-1&x=1", "only region and endpoint_url"),
+                       ("dynamodb://tbl?region=us-east-1&endpoint_url=ftp://h",
+                        "endpoint_url must be")):
+        with pytest.raises(UrlError, match=match):
+            state_url(bad)
     with pytest.raises(UrlError, match="allowed: sqlite:///"):
         state_path("/tmp/x.db")
     assert migration_id("orders_1") == "orders_1"
