@@ -530,3 +530,23 @@ def test_rollback_overrun_goes_back_to_reverse_sync(tmp_path: Path) -> None:
     with pytest.raises(MigrationError, match="rollback refused: drain overran"):
         mig.rollback(writes_stopped=True)
     assert mig.status()["phase"] == "reverse-sync" and not model.fenced["target"]
+
+
+def test_migrate_package_imports_without_pulumi() -> None:
+    """The engine is deploy- and run-time neutral: no module of it may need pulumi."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import sys\n"
+            "sys.modules['pulumi'] = None\n"
+            "sys.modules['pulumi_aws'] = None\n"
+            "import components.migrate, pkgutil, importlib\n"
+            "for m in pkgutil.walk_packages(components.migrate.__path__, 'components.migrate.'):\n"
+            "    importlib.import_module(m.name)\n"
+            "print(len(list(pkgutil.walk_packages(components.migrate.__path__))))\n")
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert int(res.stdout) >= 9
