@@ -13,7 +13,7 @@ import pytest
 from components.migrate import Migration, Phase, StateError, TransitionError, open_store
 from components.migrate.state import Chunk, Fenced, LeaseHeld
 from components.migrate.state_dynamodb import DynamoDBStore
-from tests.unit.test_migrate_engine import CRASH_POINTS, Clock, Model, ModelAdapter, _drive
+from tests.unit.migrate_model import CRASH_POINTS, Clock, Model, ModelAdapter, drive
 
 
 def client(endpoint: str) -> Any:
@@ -107,7 +107,7 @@ def test_model_migration_with_a_killed_runner_resumes_on_dynamodb(
     model = Model()
     model.crash_at = point
     expected: dict[int, int] = {}
-    mig = _drive(lambda: Migration("m", ModelAdapter(model), store, source_shown="s",
+    mig = drive(lambda: Migration("m", ModelAdapter(model), store, source_shown="s",
                                    target_shown="t", lease_s=5, poll_s=0),
                  clock, model, expected, "rolled-back")
     assert model.db["source"] == expected and model.artifacts == set()

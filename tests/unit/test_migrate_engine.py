@@ -5,7 +5,6 @@ model of two databases (a dict each, a change log and fences) with crashes anywh
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +24,7 @@ from components.migrate.urls import (
     state_path,
     state_url,
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.migrate_model import CRASH_POINTS, Clock, Crash, Model, ModelAdapter, drive
 
 
 def store_at(tmp_path: Path, clock: Clock | None = None) -> SQLiteStore:
@@ -187,134 +179,6 @@ def test_abort_only_before_cutover_and_rollback_only_after() -> None:
 # -- the runner over a model of two databases --------------------------------------------------
 
 
-class Crash(Exception):
-    """The runner process dies here (nothing after this line of the step runs)."""
-
-
-class Model:
-    """Two databases as the PostgreSQL adapter uses them: a change log on the source read by
-    a forward subscription from the capture position, a reverse log on the target from the
-    cutover, fences as the app sees them, and the artifacts left behind."""
-
-    def __init__(self) -> None:
-        self.db: dict[str, dict[int, int]] = {"source": {}, "target": {}}
-        self.log: dict[str, list[tuple[int, int | None]]] = {"source": [], "target": []}
-        self.fenced = {"source": False, "target": False}
-        self.artifacts: set[str] = set()
-        self.applied = {"forward": 0, "reverse": 0}
-        self.copied = False
-        self.crash_at: str | None = None
-
-    def point(self, name: str) -> None:
-        if self.crash_at == name:
-            self.crash_at = None
-            raise Crash(name)
-
-    def write(self, side: str, key: int, value: int | None) -> bool:
-        if self.fenced[side]:
-            return False
-        if value is None:
-            self.db[side].pop(key, None)
-        else:
-            self.db[side][key] = value
-        self.log[side].append((key, value))
-        return True
-
-    def replicate(self, direction: str) -> None:
-        frm, to = ("source", "target") if direction == "forward" else ("target", "source")
-        if f"sub:{direction}" not in self.artifacts:
-            return
-        for key, value in self.log[frm][self.applied[direction]:]:
-            if value is None:
-                self.db[to].pop(key, None)
-            else:
-                self.db[to][key] = value
-        self.applied[direction] = len(self.log[frm])
-
-
-class ModelAdapter:
-    engine = "model"
-
-    def __init__(self, m: Model) -> None:
-        self.m = m
-
-    def plan(self) -> dict[str, Any]:
-        return {"ok": True}
-
-    def preflight(self, ctx: Context) -> None:
-        self.m.point("preflight")
-
-    def capture(self, ctx: Context) -> None:
-        self.m.fenced["target"] = True
-        ctx.save(fences={"target": True})
-        self.m.point("capture.fenced")
-        if "slot:forward" not in self.m.artifacts:
-            self.m.artifacts.add("slot:forward")
-            self.m.applied["forward"] = len(self.m.log["source"])
-
-    def backfill(self, ctx: Context) -> None:
-        if "sub:forward" not in self.m.artifacts:
-            # copy_data: the snapshot and the slot's position agree, so the copy is the
-            # source as of the slot's position, and the log goes on from there.
-            self.m.db["target"] = {}
-            for key, value in self.m.log["source"][:self.m.applied["forward"]]:
-                if value is None:
-                    self.m.db["target"].pop(key, None)
-                else:
-                    self.m.db["target"][key] = value
-            self.m.artifacts.add("sub:forward")
-        self.m.point("backfill")
-
-    def catch_up(self, ctx: Context) -> None:
-        self.m.replicate("forward")
-
-    def lag(self, ctx: Context) -> dict[str, Any]:
-        return {"lag_bytes": 0}
-
-    def verify(self, ctx: Context, exact: bool) -> VerifyResult:
-        self.m.replicate("forward" if ctx.phase in BEFORE_CUTOVER else "reverse")
-        diff = sum(self.m.db["source"].get(k) != self.m.db["target"].get(k)
-                   for k in self.m.db["source"].keys() | self.m.db["target"].keys())
-        return VerifyResult({}, [], diff, 0, exact)
-
-    def freeze(self, ctx: Context, deadline: float) -> None:
-        self.m.point("freeze")
-        self.m.replicate("forward")
-
-    def cutover(self, ctx: Context) -> None:
-        self.m.fenced["source"] = True
-        self.m.point("cutover.fenced")
-        self.m.artifacts.discard("sub:forward")
-        if "sub:reverse" not in self.m.artifacts:
-            self.m.artifacts |= {"sub:reverse", "slot:reverse"}
-            self.m.applied["reverse"] = len(self.m.log["target"])
-        self.m.point("cutover.reverse")
-        self.m.fenced["target"] = False
-
-    def rollback(self, ctx: Context, deadline: float) -> VerifyResult | None:
-        self.m.fenced["target"] = True
-        self.m.point("rollback.fenced")
-        self.m.replicate("reverse")
-        self.m.fenced["source"] = False
-        self.m.point("rollback.unfenced")
-        self.m.artifacts.clear()
-        return None
-
-    def finalize(self, ctx: Context) -> None:
-        self.m.point("finalize")
-        self.m.artifacts.clear()
-
-    def abort(self, ctx: Context) -> None:
-        self.m.point("abort")
-        self.m.artifacts.clear()
-        self.m.fenced["target"] = False
-
-    def close(self) -> None:
-        pass
-
-
-CRASH_POINTS = ["preflight", "capture.fenced", "backfill", "freeze", "cutover.fenced",
-                "cutover.reverse", "rollback.fenced", "rollback.unfenced", "finalize", "abort"]
 ACTIONS = st.one_of(
     st.tuples(st.just("write"), st.integers(0, 5), st.one_of(st.none(), st.integers(0, 99))),
     st.tuples(st.sampled_from(["step", "step", "step", "cutover", "rollback", "finalize",
@@ -447,32 +311,6 @@ def test_command_reaches_a_live_runner_through_the_store(tmp_path: Path) -> None
     assert other.status()["last_request"]["command"] == "abort"
 
 
-def _drive(mig_factory: Callable[[], Migration], clock: Clock, model: Model,
-           expected: dict[int, int], end: str) -> Migration:
-    """Run the whole migration with app writes between moves, replacing the runner whenever
-    it crashes, until ``end`` (finalized or rolled-back). Bounded: 200 moves."""
-    mig = mig_factory()
-    for n in range(1, 201):
-        phase = mig.status()["phase"]
-        if phase == end:
-            return mig
-        live = "target" if phase in ("reverse-sync", "finalize") else "source"
-        if phase not in ("freeze", "cutover", "rollback") and model.write(live, n % 7, n):
-            expected[n % 7] = n
-        try:
-            if phase == "verify" and mig.status()["mismatches"] == 0:
-                mig.cutover(writes_stopped=True)
-            elif phase == "reverse-sync":
-                mig.command("finalize" if end == "finalized" else "rollback",
-                            writes_stopped=True)
-            else:
-                mig.step()
-        except Crash:
-            clock.now += 10
-            mig = mig_factory()
-    raise AssertionError(f"did not reach {end}: {mig.status()['phase']}")
-
-
 @pytest.mark.parametrize("end", ["finalized", "rolled-back"])
 @pytest.mark.parametrize("point", CRASH_POINTS)
 def test_runner_killed_at_each_step_resumes_without_loss(tmp_path: Path, point: str,
@@ -482,7 +320,7 @@ def test_runner_killed_at_each_step_resumes_without_loss(tmp_path: Path, point: 
     model = Model()
     model.crash_at = point
     expected: dict[int, int] = {}
-    mig = _drive(lambda: Migration("m", ModelAdapter(model), store, source_shown="s",
+    mig = drive(lambda: Migration("m", ModelAdapter(model), store, source_shown="s",
                                    target_shown="t", lease_s=5, poll_s=0),
                  clock, model, expected, end)
     side = "target" if end == "finalized" else "source"
