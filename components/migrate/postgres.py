@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from components.migrate import pg_verify
+from components.migrate import pg_catalog, pg_verify
 from components.migrate.adapter import (
     Check,
     Context,
@@ -41,7 +41,6 @@ from components.migrate.urls import Endpoint
 #: Assumed copy rate for the plan's estimate: the local measurement of PostgreSQL 15's
 #: initial sync (200k rows and 20k changes in 0.8 s) rounded down to be conservative.
 ESTIMATE_ROWS_PER_S = 100_000
-_FENCE_PRIVS = ("INSERT", "UPDATE", "DELETE", "TRUNCATE")
 
 
 class PostgresAdapter:
@@ -92,40 +91,7 @@ class PostgresAdapter:
             conn.close()
         self._conns.clear()
 
-    # -- catalog -----------------------------------------------------------------------------
-
-    def _tables(self, side: str) -> list[dict[str, Any]]:
-        rows = self._all(side, """
-            SELECT c.oid, n.nspname, c.relname, c.relreplident,
-                   greatest(c.reltuples, s.n_live_tup, 0)::bigint, pg_total_relation_size(c.oid)
-            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
-            WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-              AND n.nspname NOT LIKE 'pg_toast%%' AND n.nspname NOT LIKE 'pg_temp%%'
-            ORDER BY 2, 3""")
-        out = []
-        for oid, schema, name, ident, est, size in rows:
-            def key(flag: str, oid: int = oid) -> list[tuple[str, str]]:
-                return [(str(a), str(t)) for a, t in self._all(side, sql.SQL("""
-                    SELECT a.attname, format_type(a.atttypid, a.atttypmod)
-                    FROM pg_index i CROSS JOIN unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
-                    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                    WHERE i.indrelid = %s AND i.{} ORDER BY k.ord""").format(
-                    sql.Identifier(flag)), (oid,))]
-            pk, ri = key("indisprimary"), key("indisreplident")
-            cols = self._all(side, "SELECT attname, format_type(atttypid, atttypmod) FROM "
-                             "pg_attribute WHERE attrelid = %s AND attnum > 0 AND NOT "
-                             "attisdropped ORDER BY attnum", (oid,))
-            keycols = pk if pk else ri
-            out.append({"schema": schema, "name": name, "ident": ident, "rows": int(est),
-                        "bytes": int(size), "pk": bool(pk), "ri_index": bool(ri),
-                        "key": [k for k, _ in keycols], "key_types": [t for _, t in keycols],
-                        "columns": [[str(a), str(t)] for a, t in cols]})
-        return out
-
-    def _sequences(self, side: str) -> list[str]:
-        return [f"{s}.{n}" for s, n in self._all(
-            side, "SELECT schemaname, sequencename FROM pg_sequences ORDER BY 1, 2")]
+    # -- checks ------------------------------------------------------------------------------
 
     def _checks(self) -> tuple[list[Check], list[dict[str, Any]], list[str]]:
         checks: list[Check] = []
@@ -149,8 +115,8 @@ class PostgresAdapter:
                             f"source {coll[0]}, target {coll[1]}"
                             + ("" if coll[0] == coll[1] else ": must be equal (key order "
                                                                 "of the verify)")))
-        src = self._tables("source")
-        tgt = {(t["schema"], t["name"]): t for t in self._tables("target")}
+        src = pg_catalog.tables(self._c("source"))
+        tgt = {(t["schema"], t["name"]): t for t in pg_catalog.tables(self._c("target"))}
         checks.append(Check("tables", bool(src), f"{len(src)} tables" if src else
                             "the source database has no tables"))
         for t in src:
@@ -169,8 +135,8 @@ class PostgresAdapter:
             same = other["columns"] == t["columns"]
             checks.append(Check(f"{q} columns", same, "same" if same else
                                 f"differ: source {t['columns']}, target {other['columns']}"))
-        seqs = self._sequences("source")
-        missing = sorted(set(seqs) - set(self._sequences("target")))
+        seqs = pg_catalog.sequences(self._c("source"))
+        missing = sorted(set(seqs) - set(pg_catalog.sequences(self._c("target"))))
         checks.append(Check("sequences", not missing, f"{len(seqs)} listed: {', '.join(seqs)}"
                             if not missing else f"missing on the target: {', '.join(missing)}"))
         return checks, src, seqs
@@ -362,42 +328,22 @@ class PostgresAdapter:
 
     # -- fences ------------------------------------------------------------------------------
 
-    def _grants(self, side: str, tables: list[Table]) -> list[list[str]]:
-        out: list[list[str]] = []
-        for t in tables:
-            out += [[t.schema, t.name, str(g), str(p)] for g, p in self._all(side, """
-                SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END,
-                       a.privilege_type
-                FROM pg_class c CROSS JOIN aclexplode(coalesce(c.relacl,
-                     acldefault('r', c.relowner))) a
-                LEFT JOIN pg_roles r ON r.oid = a.grantee
-                WHERE c.oid = %s::regclass AND a.privilege_type = ANY(%s)
-                  AND NOT coalesce(r.rolsuper, false)
-                ORDER BY 1, 2""", (sql.Identifier(t.schema, t.name).as_string(
-                self._c(side)), list(_FENCE_PRIVS)))]
-        return out
-
     def _fence(self, ctx: Context, side: str) -> None:
         """Revoke the app's write privileges on ``side``; recorded before they are revoked,
         so a runner killed in between revokes the same set again."""
         fences = dict(ctx.data.get("fences") or {})
         if not (fences.get(side) or {}).get("on"):
-            fences[side] = {"on": True, "grants": self._grants(side, self._table_list(ctx))}
+            fences[side] = {"on": True, "grants": pg_catalog.write_grants(
+                self._c(side), self._table_list(ctx))}
             ctx.save(fences=fences)
-        for schema, name, grantee, priv in fences[side]["grants"]:
-            self._exec(side, sql.SQL("REVOKE {} ON {} FROM {}").format(
-                sql.SQL(priv), sql.Identifier(schema, name),
-                sql.SQL("PUBLIC") if grantee == "PUBLIC" else sql.SQL(grantee)))
+        pg_catalog.change_grants(self._c(side), fences[side]["grants"], give=False)
 
     def _unfence(self, ctx: Context, side: str) -> None:
         fences = dict(ctx.data.get("fences") or {})
         entry = fences.get(side) or {}
         if not entry.get("on"):
             return
-        for schema, name, grantee, priv in entry["grants"]:
-            self._exec(side, sql.SQL("GRANT {} ON {} TO {}").format(
-                sql.SQL(priv), sql.Identifier(schema, name),
-                sql.SQL("PUBLIC") if grantee == "PUBLIC" else sql.SQL(grantee)))
+        pg_catalog.change_grants(self._c(side), entry["grants"], give=True)
         fences[side] = {**entry, "on": False}
         ctx.save(fences=fences)
 
