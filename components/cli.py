@@ -188,6 +188,9 @@ def _parser() -> argparse.ArgumentParser:
     from components.dr.readiness_cli import add_parser as add_readiness
 
     add_readiness(sub, common)
+    from components.migrate.cli import add_parser as add_migrate
+
+    add_migrate(sub, common)
     return parser
 
 
@@ -205,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
             from components.dr.readiness_cli import run as readiness
 
             return readiness(args)
+        if args.command == "migrate":
+            from components.migrate.cli import run as migrate
+
+            return migrate(args)
         return _ops(args)
     except (SpecError, BudgetError, StackFileError) as exc:
         print(f"standby: error: {exc}", file=sys.stderr)

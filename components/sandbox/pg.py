@@ -99,6 +99,10 @@ class PgPair:
     app_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     database: str = "orders"
     app_user: str = APP
+    #: ``logical`` for a logical-replication publisher or subscriber (standby migrate).
+    wal_level: str = "replica"
+    #: False: only the primary (a migration's source or target needs no streaming replica).
+    with_standby: bool = True
     servers: dict[str, PgServer] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -159,7 +163,7 @@ class PgPair:
                   "--no-sync")
         pwfile.unlink()
         with open(p.datadir / "postgresql.auto.conf", "a") as f:
-            f.write("wal_level = replica\nmax_wal_senders = 8\nhot_standby = on\n"
+            f.write(f"wal_level = {self.wal_level}\nmax_wal_senders = 8\nhot_standby = on\n"
                     "fsync = off\nfull_page_writes = off\nwal_keep_size = '64MB'\n"
                     "wal_receiver_status_interval = 1\n")
         self._start(p)
@@ -167,7 +171,7 @@ class PgPair:
             c.execute(f"CREATE ROLE {_ident(self.app_user)} LOGIN PASSWORD "
                       f"{_literal(self.app_password)}")
             c.execute(f"CREATE DATABASE {_ident(self.database)} OWNER {_ident(self.app_user)}")
-        if replica is not None:
+        if replica is not None and self.with_standby:
             self.add_replica(replica, source=primary)
         return self
 
@@ -250,6 +254,14 @@ class PgPair:
     def restart(self, name: str) -> None:
         """Start a stopped or killed server again on its data dir and port."""
         self._start(self.servers[name])
+
+    def url(self, name: str = "primary", user: str = ADMIN) -> str:
+        """A libpq URL of the server, as a ``standby migrate`` endpoint takes it."""
+        from urllib.parse import quote
+
+        pw = self.admin_password if user == ADMIN else self.app_password
+        db = self.database
+        return f"postgresql://{user}:{quote(pw, safe='')}@127.0.0.1:{self.servers[name].port}/{db}"
 
     def endpoint(self, name: str) -> dict[str, Any]:
         return {"host": "127.0.0.1", "port": self.servers[name].port}
