@@ -33,12 +33,17 @@ from components.sandbox.drill_load import LoadGen
 from components.sandbox.drill_report import FaultReport, Sample, print_summary, verdict
 
 FAULTS = ("logic", "wrapper", "planned", "database", "region")
+#: Real seconds per simulated minute. At 1 min = 30 s the deployed monitors' probes and the
+#: load start about 20 fresh interpreters a second (each invocation forks, creates clients and
+#: calls moto); at 10 s, three times that, more than a 2-core machine runs within the probes'
+#: 2 s timeout.
+DEFAULT_SPM = 30.0
 #: Simulated minutes the monitors run before the first fault, and the longest a fault may take.
 WARMUP_MIN = 1.5
 FAULT_MAX_MIN = 5.0
-SWITCH_BACK_ATTEMPTS = 4
+SWITCH_BACK_ATTEMPTS = 8
 #: Each of the load's two writers starts a request at most this often (real seconds).
-LOAD_PACE_S = 0.2
+LOAD_PACE_S = 0.5
 TITLES = {
     "logic": "the logic function fails every invocation (us-east-1 primary)",
     "wrapper": "the wrapper goes down (us-east-1 primary)",
@@ -279,8 +284,10 @@ def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> i
     p = argparse.ArgumentParser(prog="python -m components.sandbox.drill_deployed",
                                 description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--stack", default="aws-dev")
-    p.add_argument("--seconds-per-minute", type=float, default=10.0,
-                   help="time compression: real seconds per simulated minute (default 10)")
+    p.add_argument("--seconds-per-minute", type=float, default=DEFAULT_SPM,
+                   help="time compression: real seconds per simulated minute (default "
+                        f"{DEFAULT_SPM:g}: faster starts more interpreters per second than two "
+                        "cores run)")
     p.add_argument("--faults", default="",
                    help=f"comma-separated, in order; allowed: {', '.join(FAULTS)} "
                         "(default: every fault the stack's engine can take)")
