@@ -74,9 +74,9 @@ import boto3, botocore.session  # the Lambda runtime's SDK: the import paid once
 import botocore.loaders
 
 # botocore parses its JSON data files (service models, endpoint rules, partitions, retry
-# rules) and lists its data folders again for every new session: in a fresh child that is most of the first client's
-# cost (0.4-0.5 s under load), and the probes of a round start dozens of children. The
-# server parses them once; a child's loaders read the parsed, read-only data from here
+# rules) and lists its data folders again for every new session: in a fresh child that is
+# most of the first client's cost (0.4-0.5 s under load), and the probes of a round start
+# dozens of children. The server parses them once; a child's loaders read the parsed, read-only data from here
 # (botocore already shares one parse between the clients of a session). Only the SDK's own
 # files are shared: the function's code, clients, credentials and module state never are.
 _SHARED_DATA = {}
