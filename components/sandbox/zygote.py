@@ -76,8 +76,9 @@ import botocore.loaders
 # botocore parses its JSON data files (service models, endpoint rules, partitions, retry
 # rules) and lists its data folders again for every new session: in a fresh child that is
 # most of the first client's cost (0.4-0.5 s under load), and the probes of a round start
-# dozens of children. The server parses them once; a child's loaders read the parsed, read-only data from here
-# (botocore already shares one parse between the clients of a session). Only the SDK's own
+# dozens of children. The server parses them once; a child's loaders read the parsed,
+# read-only data from here (botocore already shares one parse between the clients of a
+# session). Only the SDK's own
 # files are shared: the function's code, clients, credentials and module state never are.
 _SHARED_DATA = {}
 _load_data_with_path = botocore.loaders.Loader.load_data_with_path
@@ -367,10 +368,10 @@ class Zygote:
         self.workdir = Path(tempfile.mkdtemp(prefix="lambda-zygote-"))
         self.socket_path = str(self.workdir / "sock")
         self.log_path = self.workdir / "server.log"
+        code = bootstrap + f"PRELOAD_SERVICES = {PRELOAD_SERVICES!r}\n" + _SERVER
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", bootstrap + f"PRELOAD_SERVICES = {PRELOAD_SERVICES!r}\n" + _SERVER,
-                 self.socket_path, str(runtime)],
+                [sys.executable, "-I", "-S", "-c", code, self.socket_path, str(runtime)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env,
                 cwd=self.workdir, start_new_session=True)  # Ctrl-C is the runner's to handle
         self._finalizer = weakref.finalize(self, _stop, self.proc, self.workdir)
