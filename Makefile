@@ -12,25 +12,22 @@ $(STAMP): pyproject.toml requirements.txt
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-# The local failover drill: every layer fails over for real (see README "make demo").
-# Needs PostgreSQL server binaries (installed with apt-get when missing and run as root).
-# `make demo STACK=aws-dev`: the logic-layer fault on the plan-deployed sandbox instead (monitors
-# invoked from their archives by their schedules, 1 simulated minute = SPM seconds).
-SPM ?= 10
+# The failover drill on the plan-deployed sandbox (README "make demo"): the stack's plan in a
+# local moto with IAM enforced, every function from its archive in a fresh interpreter with
+# its own role, the monitors on their schedules, 1 simulated minute = SPM real seconds.
+# `make demo STACK=aws-sql` drills PostgreSQL on RDS (local servers; PostgreSQL server
+# binaries are installed with apt-get when missing and run as root).
+STACK ?= aws-dev
+SPM   ?= 30
 demo: $(STAMP)
-ifneq ($(filter command line environment,$(origin STACK)),)
-	$(BIN)/python -m components.sandbox.drill_deployed --stack $(STACK) --seconds-per-minute $(SPM)
-else
-	$(BIN)/python -m components.sandbox.drill --out .drill
-endif
+	$(BIN)/python -m components.sandbox.drill_deployed --stack $(STACK) --seconds-per-minute $(SPM) --out .drill
 
 # The stack's plan deployed into a local moto server with IAM enforced; prints what was
 # deployed and how the sandbox differs from AWS. `make sandbox STACK=aws-dev MINUTES=3`
-# also runs the monitors on their schedules (1 simulated minute = 10 s).
-STACK   ?= aws-dev
+# also runs the monitors on their schedules (1 simulated minute = 30 s).
 MINUTES ?= 0
 sandbox: $(STAMP)
-	$(BIN)/python -m components.sandbox --stack $(STACK) --minutes $(MINUTES) --seconds-per-minute 10
+	$(BIN)/python -m components.sandbox --stack $(STACK) --minutes $(MINUTES) --seconds-per-minute 30
 
 test: lint typecheck unit
 

@@ -1,10 +1,12 @@
-"""Benchmark (not a test): measured RTO over the RTO budget, per layer, on the local drill.
+"""Benchmark (not a test): measured RTO over the RTO budget, per layer, on the deployed drill.
 
-Runs the whole drill (``components.sandbox.drill``: real handlers, real PostgreSQL pair,
-every layer's monitors in both regions, load through the public name) ``BENCH_RUNS`` times
-(default 3) and reports, per fault, the median and worst of RTO / budget, where RTO is the
-time from injecting the fault to the first successful write served by the standby, and the
-budget is the drill's own (the ``components.budget`` model over the drill's settings).
+Runs the whole drill on the plan-deployed sandbox (``components.sandbox.drill_deployed``:
+the stack's plan in moto with IAM enforced, every function from its archive in a fresh
+interpreter, the monitors on their schedules, load through the public name) ``BENCH_RUNS``
+times (default 1; a run takes about 7 minutes) on ``BENCH_STACK`` (default aws-dev) and
+reports, per fault, the median and worst of RTO / budget, where RTO is the simulated time
+from injecting the fault to the first successful write served by the standby, and the budget
+is the stack's own (``components.budget``).
 A ratio under 1 means the layer recovered within its budget. Printed, and written to
 ``bench/results/failover.json``.
 """
@@ -23,19 +25,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from components.sandbox.drill import FAULTS, Drill  # noqa: E402
+from components.sandbox.drill_deployed import main as drill  # noqa: E402
 
-RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+RUNS = int(os.environ.get("BENCH_RUNS", "1"))
+STACK = os.environ.get("BENCH_STACK", "aws-dev")
 
 
 def one_run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="standby-bench-") as out:
-        drill = Drill(Path(out), say=lambda line: None)
-        try:
-            drill.setup()
-            return drill.run(FAULTS)
-        finally:
-            drill.close()
+        drill(["--stack", STACK, "--out", out], say=lambda line: None)
+        summary: dict[str, Any] = json.loads((Path(out) / "drill.json").read_text())
+        return summary
 
 
 def main() -> int:

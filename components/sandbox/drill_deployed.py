@@ -28,6 +28,7 @@ from typing import Any
 
 from components.errors import StackFileError
 from components.runtime.engine import Side
+from components.sandbox.chart import write_html
 from components.sandbox.drill_deployed_world import DeployedWorld, DrillSetupError, stack_spec
 from components.sandbox.drill_load import LoadGen
 from components.sandbox.drill_report import FaultReport, Sample, print_summary, verdict
@@ -259,6 +260,7 @@ class DeployedDrill:
             doc["ratio"] = None if rto is None else self.sim(rto) / r.budget_s
             faults.append(doc)
         return {
+            "samples": list(self.load.samples), "reports": list(self.reports),
             "stack": w.stack, "compression": self.c, "started_at": self.t0,
             "duration_s": time.time() - self.t0, "requests": len(self.load.samples),
             "acknowledged_writes": len(acked), "lost_acknowledged_writes": len(lost),
@@ -270,6 +272,22 @@ class DeployedDrill:
             "events": [{"t": e[0] - self.t0, "monitor": e[1], "scope": e[2], "what": e[3]}
                        for e in sorted(w.events)],
         }
+
+
+def drill_differences(world: DeployedWorld, seconds_per_minute: float) -> list[str]:
+    """The sandbox's differences (``python -m components.sandbox``) and the drill's own."""
+    from components.sandbox.__main__ import differences
+
+    return [*differences(world.d, seconds_per_minute),
+            "Drill time: schedules, the monitors' loop, interval and cooldown, the data "
+            "path's pointer cache, Route 53's check interval and the DNS TTL are divided by "
+            f"the compression ({world.compression:g}x); code, network, probe timeouts and "
+            "interpreter starts are not, yet every real second counts as "
+            f"{world.compression:g} simulated ones: a reported RTO is an upper bound. "
+            "CloudWatch alarm periods are not compressed (the force-alarm path is slower "
+            "than on AWS; Route 53's endpoint checks are what moves the region fault).",
+            "Region fault: the region's gateway, functions and schedules go down; its data "
+            "store keeps running (moto serves every region from one process)."]
 
 
 def default_faults(engine: str) -> tuple[str, ...]:
@@ -310,6 +328,14 @@ def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> i
         p.error("--faults: database needs a SQL stack (a DynamoDB table cannot be killed "
                 "alone); allowed here: " + ", ".join(default_faults("dynamodb")))
     faults = asked or default_faults(engine)
+    if engine != "dynamodb":
+        from components.sandbox.pg import PgUnavailable, ensure_postgres
+
+        try:
+            ensure_postgres(say)
+        except PgUnavailable as exc:
+            say(f"error: stack {args.stack} runs {engine} on local servers: {exc}")
+            return 2
     world = DeployedWorld(args.stack, project, args.seconds_per_minute, args.out, say)
     try:
         try:
@@ -323,6 +349,9 @@ def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> i
             f"data: {world.data.engine}")
         say(f"time compression 1 min = {args.seconds_per_minute:g} s ({world.compression:g}x); "
             "times below are simulated seconds (real x compression), budgets the stack's own")
+        say("how this drill differs from AWS:")
+        for line in drill_differences(world, args.seconds_per_minute):
+            say(f"  - {line}")
         try:
             summary = DeployedDrill(world).run(faults)
         except DrillSetupError as exc:
@@ -331,10 +360,13 @@ def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> i
     finally:
         world.close()
     args.out.mkdir(parents=True, exist_ok=True)
+    samples, reports = summary.pop("samples"), summary.pop("reports")
     (args.out / "drill.json").write_text(json.dumps(summary, indent=2))
+    write_html(args.out / "drill.html", samples, reports, summary["started_at"])
     print_summary(summary, say)
     say(f"scheduled monitor invocations: {summary['scheduled_invocations']} "
-        f"({summary['failed_invocations']} failed); data: {args.out / 'drill.json'}")
+        f"({summary['failed_invocations']} failed)")
+    say(f"chart: {args.out / 'drill.html'}   data: {args.out / 'drill.json'}")
     failures = verdict(summary)
     for line in failures:
         say(f"DRILL FAILED: {line}")

@@ -6,15 +6,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from components.budget import _SWITCH_DEFAULTS, detection_seconds
-from components.runtime.engine import Settings as EngineSettings
-from components.sandbox.drill_world import (
-    DNS_CHECK,
-    DRAIN_TIMEOUT_S,
-    DRILL_SETTINGS,
-    POINTER_CACHE_S,
-)
-
 
 @dataclass
 class Sample:
@@ -57,50 +48,6 @@ class FaultReport:
         return out
 
 
-def budgets() -> dict[str, tuple[float, str]]:
-    """The drill's RTO budget per layer from ``components.budget``: its detection model
-    (``detection_seconds``) and its switch and propagation terms, over the drill's settings.
-
-    The drill's monitors are long-lived loops that start a round every ``interval_s`` (no
-    scheduler in between), so detection is ``detection_seconds`` with a scheduler period of
-    one interval and no in-invocation loop. The data layer's switch is the drill's own figure
-    (the drain timeout before a local ``pg_ctl promote``), given the way a stack gives it:
-    as ``switch_allowance_s``; RDS's 600 s allowance does not describe a local server.
-    """
-    s = DRILL_SETTINGS
-    interval, timeout, threshold = float(s["interval_s"]), float(s["timeout_s"]), \
-        int(s["failure_threshold"])
-    fresh = EngineSettings(interval_s=interval, timeout_s=timeout).freshness_s
-    detect = detection_seconds(interval, timeout, threshold, loop_s=0.0, period_s=interval,
-                               quorum=int(s["quorum"]), vantages=2, freshness_s=fresh)
-    if detect is None:
-        raise ValueError(f"drill settings {s}: detection is impossible "
-                         "(components.budget.detection_seconds returned None)")
-    d_src = (f"detection {detect:g} s (detection_seconds: {threshold} consecutive failed "
-             f"rounds every {interval:g} s + {timeout:g} s timeout, quorum {s['quorum']} of 2)")
-    gw_switch, _ = _SWITCH_DEFAULTS["gateway"]
-    logic_switch, _ = _SWITCH_DEFAULTS["logic"]
-    dns = DNS_CHECK
-    # Route 53's endpoint checks move the traffic in the region fault (the primary region's
-    # monitors are down with it): interval x threshold, as budget's endpoint path, then TTL.
-    dns_detect = detection_seconds(dns["interval_s"], 0.0, int(dns["failure_threshold"]),
-                                   loop_s=0.0, period_s=dns["interval_s"])
-    if dns_detect is None:
-        raise ValueError(f"DNS_CHECK {dns}: detection is impossible")
-    return {
-        "gateway": (detect + gw_switch + 0.0,
-                    f"{d_src} + switch {gw_switch:g} s + propagation 0 s (stage variable)"),
-        "logic": (detect + logic_switch + POINTER_CACHE_S,
-                  f"{d_src} + switch {logic_switch:g} s + pointer cache {POINTER_CACHE_S:g} s"),
-        "data": (detect + DRAIN_TIMEOUT_S + POINTER_CACHE_S,
-                 f"{d_src} + switch {DRAIN_TIMEOUT_S:g} s (switch_allowance_s: the drain "
-                 f"timeout) + pointer cache {POINTER_CACHE_S:g} s"),
-        "dns": (dns_detect + dns["ttl_s"],
-                f"Route 53 endpoint checks {dns['failure_threshold']:g} x "
-                f"{dns['interval_s']:g} s = {dns_detect:g} s + TTL {dns['ttl_s']:g} s"),
-    }
-
-
 def applied_twice(conn: Any) -> list[dict[str, Any]]:
     """Request ids stored more than once in the drill's ``orders`` (``ORDERS_DDL``)."""
     rows = conn.execute("SELECT id, count(*) FROM orders GROUP BY id HAVING count(*) > 1 "
@@ -131,16 +78,6 @@ def verdict(summary: dict[str, Any]) -> list[str]:
         shown = ", ".join(f"{d['request_id']} x{d['rows']}" for d in dupes[:5])
         failures.append(f"{len(dupes)} request(s) applied more than once: {shown}")
     return failures
-
-
-TITLES = {
-    "logic": "the logic function returns 5xx (us-east-1 primary)",
-    "wrapper": "the wrapper goes down (us-east-1 primary)",
-    "planned": "planned database switchover to us-west-2 (drain, then switch)",
-    "failback": "planned failback to us-east-1 (drain, then switch)",
-    "database": "the primary database is killed (SIGKILL, us-east-1)",
-    "region": "the whole primary region goes down (us-east-1)",
-}
 
 
 def print_summary(summary: dict[str, Any], say: Callable[[str], None] = print) -> None:
