@@ -14,8 +14,8 @@ A conditional write of ``(e, h, u)`` applies when the stored record is either
   * the same side's: ``holder == h and epoch <= e and until <= u`` (a late, re-ordered
     renewal never shortens a lease another reader may rely on; a side may move its own
     lease to a higher epoch), or
-  * never written, or the other side's, ended with margin: ``epoch < e and until + clock_skew <=
-    now`` (``now`` on the writer's clock).
+  * never written, or the other side's, ended with margin: ``epoch < e and until <= now -
+    clock_skew`` (``now`` on the writer's clock).
 There is no other write, except ``release`` by the holder (see below). Every write that
 hands a store from one side to the other therefore checks that the old lease has ended.
 
@@ -89,7 +89,7 @@ def may_write(cur: LeaseRecord, new: LeaseRecord, now: float, skew_s: float) -> 
         return cur.epoch < new.epoch
     if cur.holder == new.holder:
         return cur.epoch <= new.epoch and cur.until <= new.until
-    return cur.epoch < new.epoch and cur.until + skew_s <= now
+    return cur.epoch < new.epoch and cur.until <= now - skew_s
 
 
 class LeaseStore(Protocol):

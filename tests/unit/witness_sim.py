@@ -28,6 +28,7 @@ from components.runtime.engine import Side
 from components.runtime.errors import StoreError
 from components.runtime.quorum_lease import (
     LeaseRecord,
+    LeaseStore,
     MemoryStore,
     QuorumLease,
     grant_valid,
@@ -98,11 +99,12 @@ class Trace:
 
 
 class World:
-    def __init__(self, sch: Schedule, store_cls: type[MemoryStore] = MemoryStore,
+    def __init__(self, sch: Schedule,
+                 make_store: Callable[[str], LeaseStore] = MemoryStore,
                  lease_cls: type[QuorumLease] = QuorumLease) -> None:
         self.sch = sch
         self.rng = random.Random(sch.seed)
-        self.stores = {r: store_cls(r) for r in REGIONS}
+        self.stores = {r: make_store(r) for r in REGIONS}
         self.cut: set[frozenset[str]] = set()
         self.down: set[str] = set()
         self.held: list[tuple[float, Callable[[], object]]] = []
@@ -176,7 +178,7 @@ class World:
 class _Remote:
     """A store as seen from one side's region: links, crashes, loss and delay."""
 
-    def __init__(self, world: World, caller: str, store: MemoryStore) -> None:
+    def __init__(self, world: World, caller: str, store: LeaseStore) -> None:
         self.w, self.caller, self.store, self.name = world, caller, store, store.name
 
     def _call(self, op: Callable[[], bool], mutates: bool) -> bool:
@@ -285,8 +287,11 @@ def random_schedule(seed: int) -> Schedule:
                                 for s in SIDES})
 
 
-def run(sch: Schedule, mutant: str | None = None) -> Trace:
+def run(sch: Schedule, mutant: str | None = None,
+        make_store: Callable[[str], LeaseStore] = MemoryStore) -> Trace:
+    """Run one schedule; ``make_store(region)`` gives each region's store (a real
+    DynamoDB or MySQL one in the functional tests)."""
     if mutant is None:
-        return World(sch).run()
+        return World(sch, make_store).run()
     store_cls, lease_cls = MUTANTS[mutant]
     return World(sch, store_cls, lease_cls).run()
