@@ -235,23 +235,24 @@ class QuorumLease:
             self.grant = Grant(self.side, epoch, max(now, self.grant.renewed_at))
         return outcome
 
-    def read_majority(self) -> list[LeaseRecord] | None:
-        """The records of the stores that answered, or ``None`` without a majority."""
+    def read_majority(self) -> tuple[list[LeaseRecord], tuple[str, ...]]:
+        """The records of the stores that answered (fewer than a majority means the
+        caller must not act on them) and the names of those that did not."""
         out: list[LeaseRecord] = []
 
         def read(s: LeaseStore) -> bool:
             out.append(s.read(self.key))
             return True
-        self._each(read)
-        return out if len(out) >= self.majority else None
+        _, _, failed = self._each(read)
+        return out, tuple(failed)
 
     def promote(self, now: float) -> Outcome:
         """Take the lease at a new epoch (the first acquire is a promotion from epoch 0).
         Every store still holding the other side's lease refuses until that lease ended
         ``clock_skew`` ago; the grant exists only with a majority."""
-        seen = self.read_majority()
-        if seen is None:
-            return Outcome(False, 0, (), (), tuple(s.name for s in self.stores))
+        seen, unread = self.read_majority()
+        if len(seen) < self.majority:
+            return Outcome(False, 0, (), (), unread)
         epoch = max(max(r.epoch for r in seen), self._bump - 1) + 1
         outcome = self._write(LeaseRecord(epoch, self.side, now + self.ttl_s), now)
         if outcome.ok:

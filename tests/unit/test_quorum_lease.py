@@ -100,6 +100,22 @@ def test_one_store_down_is_an_alert_not_a_failure() -> None:
     assert seen == ["witness", "witness", "witness"]  # the read, the promotion, the renewal
 
 
+def test_promotion_without_a_majority_of_reads_writes_nothing() -> None:
+    stores = [MemoryStore("primary"), _Down("standby"), _Down("witness")]
+    q = QuorumLease(stores, "primary", ttl_s=9, skew_s=1)
+    out = q.promote(0.0)
+    assert not out.ok and out.failed == ("standby", "witness") and out.acked == ()
+    assert stores[0].read("data") == LeaseRecord() and q.grant is None
+
+
+def test_holder_renews_every_third_of_the_ttl() -> None:
+    q = QuorumLease([MemoryStore(r) for r in REGIONS], "primary", ttl_s=9, skew_s=1)
+    assert not q.renew_due(0.0)  # no grant: nothing to renew
+    assert q.promote(10.0).ok
+    assert not q.renew_due(12.99) and q.renew_due(13.0)
+    assert q.renew(13.0).ok and not q.renew_due(15.99) and q.renew_due(16.0)
+
+
 def test_renewal_wins_back_a_store_a_failed_promotion_left_behind() -> None:
     stores = {r: MemoryStore(r) for r in REGIONS}
     p = QuorumLease(list(stores.values()), "primary", ttl_s=9, skew_s=1)
