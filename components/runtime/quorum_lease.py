@@ -43,8 +43,9 @@ Operations (``QuorumLease``):
 Why it is safe (never two sides with ``write_allowed`` true at one instant, given that any
 two clocks differ by at most ``clock_skew``): take a grant of side A won by a round that
 started at ``r`` (A's clock) and a grant of side B won at ``g`` (B's clock), each on a
-majority, so they share a store X. Say A's write reached X first. The first of B's writes
-applied on X after it hands X from A to B, so it checked ``until_X + skew <= now_B``; A's
+majority, so they share a store X. Say A's write reached X first (the other order is the
+same argument with A and B swapped). The first of B's writes
+applied on X after it hands X from A to B, so it checked ``until_X <= now_B - skew``; A's
 writes never shorten ``until_X``, so ``until_X >= r + ttl``; B's writes never shorten it
 either, so B's winning round (if not that first write) started later still. Hence ``g >=
 r + ttl + skew`` on B's clock; at that instant A's clock reads at least ``r + ttl``, past
