@@ -14,7 +14,9 @@ Model (per layer, worst case):
                   an unknown phase; the switch waits for the later vantage point's streak, and
                   each vantage's own worst case bounds it, for every phase.
     switch      = the time the switch itself takes (documented per layer; the DNS force path
-                  counts the CloudWatch alarm and Route 53's reading of it)
+                  counts the CloudWatch alarm and Route 53's reading of it); with a witness
+                  the data layer adds the lease wait, ``lease_ttl + 2 x clock_skew``
+                  (counted in full although it runs while the failure is being detected)
     propagation = how long callers keep using the old side (DNS TTL, pointer caches)
     RTO         = detection + switch + propagation
 """
@@ -315,6 +317,20 @@ def _dns_endpoint_path(m: MonitorSettings) -> float:
 
 
 def _switch(spec: TopologySpec, layer: Layer, m: MonitorSettings) -> Figure:
+    fig = _switch_itself(spec, layer, m)
+    if layer != "data" or spec.witness is None or fig.seconds is None:
+        return fig
+    w = spec.witness
+    wait = w.lease_ttl_s + 2 * w.clock_skew_s
+    return Figure(fig.seconds + wait,
+                  f"{fig.source}; + {wait:g} s witness lease: a promotion waits out the old "
+                  f"lease (witness.lease_ttl_s {w.lease_ttl_s:g} s from its last renewal) + "
+                  f"witness.clock_skew_s ({w.clock_skew_s:g} s) on the promoter's clock, "
+                  f"+ clock_skew_s again for the clocks' difference "
+                  "(components.runtime.quorum_lease)")
+
+
+def _switch_itself(spec: TopologySpec, layer: Layer, m: MonitorSettings) -> Figure:
     if m.switch_allowance_s is not None:
         return Figure(m.switch_allowance_s,
                       f"monitor.{layer}.switch_allowance_s (your figure; used by this budget "

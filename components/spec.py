@@ -96,6 +96,7 @@ __all__ = [
     "SecretRef",
     "TencentAccountSpec",
     "TopologySpec",
+    "WitnessSpec",
     "deep_merge",
     "parse_spec",
     "problems_from",
@@ -475,6 +476,19 @@ class TargetsSpec(_Strict):
     """Optional RPO for object storage (S3 RTC guarantees 900 s; without RTC: none)."""
 
 
+class WitnessSpec(_Strict):
+    """A third region with one vote and no data: the data layer's write lease becomes a
+    2-of-3 register over the primary, standby and witness regions
+    (``components.runtime.quorum_lease``; designed and tested, not yet deployed)."""
+
+    region: str
+    """Must differ from the database's primary and standby regions."""
+    lease_ttl_s: Annotated[float, STRICT, rng(3, 600)] = 30.0
+    """How long a renewal holds the lease; the active side renews every third of it."""
+    clock_skew_s: Annotated[float, STRICT, rng(0, 60)] = 1.0
+    """The most any two participants' clocks may differ; below lease_ttl_s / 3."""
+
+
 _OVERRIDABLE = ("gateway", "logic", "wrapper", "storage", "monitor")
 
 
@@ -565,6 +579,9 @@ class TopologySpec(_Strict):
     targets: TargetsSpec
     dr: DrSpec = Field(default_factory=DrSpec)
     """Contacts and exercise cadence for the DR runbook (``standby runbook``)."""
+    witness: WitnessSpec | None = None
+    """A third region that lets the data layer fail over on the loss of the primary's
+    region without ever having two writers (see ``WitnessSpec``)."""
     overrides: dict[str, RegionOverride] = Field(default_factory=dict)
     """Per-region overrides keyed by region name (``us-west-2: {logic: {memory_mb: 512}}``)."""
     tencent: TencentAccountSpec | None = None

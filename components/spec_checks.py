@@ -57,6 +57,10 @@ SHARED_MONITOR_SETTINGS = ("quorum", "interval_s", "timeout_s", "cooldown_s", "f
 #: things cannot undo each other, and a scope switches at most once per cooldown, which must
 #: be at least the cloud's scheduler floor (60 s on AWS) and at least 60 s anywhere.
 AUTO_FAILBACK_MIN_QUORUM = 2
+
+#: The witness lease's holder renews this many times per lease_ttl_s
+#: (``components.runtime.quorum_lease.RENEWS_PER_TTL``; a test checks they agree).
+WITNESS_RENEWS_PER_TTL = 3
 AUTO_FAILBACK_MIN_COOLDOWN_S = 60
 
 #: Keys the program sets (``STANDBY_``, and ``<KEY>_SECRET_ARN`` for each secret_env key) or
@@ -173,8 +177,27 @@ def cross_check(spec: TopologySpec) -> list[Problem]:
             p.extend(_shared_monitor_settings(spec, r, settings))
         p.extend(_function_env(spec, regions))
         p.extend(_names(spec))
+        p.extend(_witness(spec))
     p.extend(_flapping(spec))
     p.extend(_secret_refs(spec))
+    return p
+
+
+def _witness(spec: TopologySpec) -> list[Problem]:
+    """The witness must be a third failure domain, and a lease holder must outlive one
+    missed renewal (every lease_ttl_s / 3) even when its clock is clock_skew_s off."""
+    w = spec.witness
+    if w is None:
+        return []
+    p: list[Problem] = []
+    cloud = spec.cloud
+    data = (spec.data_primary_region, spec.data_standby_region)
+    if not REGION_RE[cloud].fullmatch(w.region):
+        p.append(Problem("witness.region", f"{w.region!r} is not a {cloud} region name like {REGION_EXAMPLE[cloud]}"))  # noqa: E501
+    elif w.region in data:
+        p.append(Problem("witness.region", f"{w.region!r} holds the database already; allowed: a third region, not {' or '.join(repr(r) for r in data)}"))  # noqa: E501
+    if w.clock_skew_s * WITNESS_RENEWS_PER_TTL >= w.lease_ttl_s:
+        p.append(Problem("witness.clock_skew_s", f"{w.clock_skew_s:g} must be less than lease_ttl_s / {WITNESS_RENEWS_PER_TTL} ({w.lease_ttl_s / WITNESS_RENEWS_PER_TTL:g}); a holder renews every lease_ttl_s / {WITNESS_RENEWS_PER_TTL} and must outlive one missed renewal"))  # noqa: E501
     return p
 
 

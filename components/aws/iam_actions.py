@@ -94,6 +94,13 @@ UNITS: dict[tuple[str, str], tuple[Call, ...]] = {
         _c("dynamodb", "put_item", "state_table"),
         _c("dynamodb", "transact_write_items", "state_table", "Update", "Put", "ConditionCheck"),
     ),
+    # The witness lease's copy in one region (issue 15); no role runs it yet, so no plan
+    # grants it: the wiring adds it to the data monitor's and the witness's units.
+    ("aws/quorum_state.py", "DynamoLeaseStore"): (
+        _c("dynamodb", "get_item", "state_table"),
+        _c("dynamodb", "put_item", "state_table"),
+        _c("dynamodb", "update_item", "state_table"),
+    ),
     ("aws/alerts.py", "sns_sender"): (_c("sns", "publish", "topic"),),
     ("aws/alerts.py", "webhook_sender"): (
         _c("secretsmanager", "get_secret_value", "webhook_secret"),),
