@@ -377,7 +377,7 @@ class Services:
                     "Qualifier": P(s), "ClientContext": P(s),
                     "LogType": P(s, False, ("None", "Tail")), "Namespace": P(s),
                     "RoutingKey": P(s)},
-                   self.invoke, fn_res),
+                   self.invoke, fn_res, cam="InvokeFunction"),
             Action("scf", SCF, "GetCustomDomain", {"Domain": P(s, True)},
                    self.get_custom_domain, res("scf", "customdomain", "Domain")),
             Action("scf", SCF, "UpdateCustomDomain",

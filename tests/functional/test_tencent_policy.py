@@ -65,6 +65,13 @@ def _drop_action(action: str) -> Callable[[dict[str, Any]], None]:
     return _doc_edit(edit)
 
 
+def _rename_action(old: str, new: str) -> Callable[[dict[str, Any]], None]:
+    def edit(doc: dict[str, Any]) -> None:
+        for st in doc["statement"]:
+            st["action"] = [new if a == old else a for a in st["action"]]
+    return _doc_edit(edit)
+
+
 def _set(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
     return lambda props: props.__setitem__(key, value)
 
@@ -122,6 +129,13 @@ BREAKS: list[tuple[str, Callable[[Res], bool], Callable[[dict[str, Any]], None],
     ("tencent-switchable-layers-monitored",
      _is("tencentcloud:Cam/policy:Policy", "monitor-gateway"),
      _drop_action("scf:UpdateCustomDomain"), "may not scf:UpdateCustomDomain"),
+    # The deploy once granted scf:InvokeFunction while the stub authorised scf:Invoke; the
+    # documented CAM name is InvokeFunction (doc 583/18014), so the API name is refused.
+    ("tencent-documented-cam-actions", _is("tencentcloud:Cam/policy:Policy", "monitor-logic"),
+     _rename_action("scf:InvokeFunction", "scf:Invoke"), "'scf:Invoke' is an API name"),
+    ("tencent-switchable-layers-monitored",
+     _is("tencentcloud:Cam/policy:Policy", "monitor-gateway"),
+     _drop_action("scf:InvokeFunction"), "may not scf:InvokeFunction"),
     ("tencent-dns-ttl-within-budget", _is("tencentcloud:Dnspod/record:Record"),
      _set("ttl", 86400), "ttl 86400 s exceeds"),
 ]
