@@ -179,6 +179,8 @@ def tencent_regions_differ(resources: Sequence[Res]) -> list[Violation]:
 
 def tencent_buckets_versioned_and_replicated(resources: Sequence[Res]) -> list[Violation]:
     out: list[Violation] = []
+    enabled: set[str] = set()
+    topologies: dict[str, Res] = {}
     for r in resources:
         tags = r.props.get("tags")
         if r.type != COS_BUCKET or not isinstance(tags, Mapping) or "standby:topology" not in tags:
@@ -186,12 +188,23 @@ def tencent_buckets_versioned_and_replicated(resources: Sequence[Res]) -> list[V
         if r.props.get("versioningEnable") is not True:
             out.append(Violation(f"{r.name}: versioning_enable is not true (COS replication "
                                  "needs versioning on both buckets)", r.urn))
+        # The standby's rule is Disabled until a failover reverses the direction
+        # (cos_replication), so a rule of either status counts here; the pair needs one
+        # Enabled (below).
         rules = [x for x in _as_list(r.props.get("replicaRules")) if isinstance(x, Mapping)]
-        if not any(x.get("status") == "Enabled" and x.get("destinationBucket") for x in rules):
-            out.append(Violation(f"{r.name}: no enabled replica rule; a failover would lose "
-                                 "objects (set storage.replication: true)", r.urn))
+        if not any(x.get("status") in ("Enabled", "Disabled") and x.get("destinationBucket")
+                   for x in rules):
+            out.append(Violation(f"{r.name}: no replica rule; a failover would lose objects "
+                                 "(set storage.replication: true)", r.urn))
         elif not r.props.get("replicaRole"):
             out.append(Violation(f"{r.name}: replica rules without replica_role", r.urn))
+        if any(x.get("status") == "Enabled" for x in rules):
+            enabled.add(str(tags["standby:topology"]))
+        topologies.setdefault(str(tags["standby:topology"]), r)
+    for topology, first in topologies.items():
+        if topology not in enabled:
+            out.append(Violation(f"{topology}: no bucket has an enabled replica rule; nothing "
+                                 "replicates to the standby", first.urn))
     return out
 
 
@@ -234,6 +247,12 @@ def _needed(target: Mapping[str, Any], env: Mapping[str, Any]) -> list[tuple[str
                 ("cdb:ModifyDBInstanceReadOnlyStatus",
                  f"qcs::cdb:{target.get('primary_region')}:",
                  f":instanceId/{ids.get('primary')}")]
+    if kind == "cos_replication":
+        buckets = target.get("buckets") if isinstance(target.get("buckets"), Mapping) else {}
+        assert isinstance(buckets, Mapping)
+        return [(action, f"qcs::cos:{b.get('region')}:", f":{b.get('bucket')}/")
+                for b in buckets.values() if isinstance(b, Mapping)
+                for action in ("cos:PutBucketReplication", "cos:GetBucketReplication")]
     if kind in ("tencent_pointer", "tencent_pointer_all"):
         return [("ssm:GetSecretValue", f"qcs::ssm:{env.get('STANDBY_STATE_REGION')}:",
                  f"/{env.get('STANDBY_STATE_DSN_SECRET')}")]
