@@ -190,7 +190,7 @@ class Services:
         return fn
 
     def get_function(self, req: Request) -> dict[str, Any]:
-        """SCF GetFunction, API 2018-04-16 (doc page "GetFunction"): FunctionName required;
+        """SCF GetFunction, API 2018-04-16 (doc 583/18584 "GetFunction"): FunctionName required;
         Qualifier, Namespace, ShowCode (TRUE|FALSE). Answers the configuration; only the
         fields the run time reads are filled (``Environment.Variables`` as Key/Value)."""
         p = req.params

@@ -22,6 +22,13 @@ Enabled|Disabled, optional ``ID`` and ``Prefix``, ``Destination/Bucket``
 ``DeleteMarkerReplication/Status``), sent with a ``Content-MD5``; every rule names the same
 destination, an existing bucket in another region; both buckets need versioning
 (``BucketVersionNotOpen``). A PUT replaces the whole configuration.
+
+Error codes checked against "Error Codes" (436/7730): ``BadRequest`` (no Content-MD5),
+``InvalidDigest`` (not an MD5), ``BadDigest`` (MD5 mismatch), ``BucketVersionNotOpen``,
+``InvalidArgument`` (destination in the same region), ``NoSuchBucket``. Not found on the
+pages searched, so assumed from the S3-compatible set: ``MalformedXML`` (a body against the
+PUT doc's schema), ``MethodNotAllowed``, and ``ReplicationConfigurationnotFoundError`` (GET
+of a bucket with no configuration; the run time only relies on its 404 status).
 """
 
 from __future__ import annotations
@@ -241,7 +248,13 @@ class CosStub:
         md5 = hd.get("content-md5")
         if not md5:
             raise CosError(400, "BadRequest", "PUT Bucket replication needs Content-MD5")
-        if md5 != base64.b64encode(hashlib.md5(body).digest()).decode():
+        try:
+            digest = base64.b64decode(md5, validate=True)
+        except ValueError:
+            digest = b""
+        if len(digest) != 16:
+            raise CosError(400, "InvalidDigest", "Content-MD5 is not a base64 MD5 digest")
+        if digest != hashlib.md5(body).digest():
             raise CosError(400, "BadDigest", "Content-MD5 does not match the body")
         conf = _parse_replication(body)
         if (region, bucket) in self.unversioned:

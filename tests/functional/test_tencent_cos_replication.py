@@ -158,6 +158,7 @@ def test_stub_checks_the_put_bucket_replication_shape(stub: TencentStub) -> None
                     + b"</Role></ReplicationConfiguration>") == "MalformedXML"  # no Rule
     assert _put_raw(stub, b"not xml") == "MalformedXML"
     assert _put_raw(stub, _conf(), md5="AAAAAAAAAAAAAAAAAAAAAA==") == "BadDigest"
+    assert _put_raw(stub, _conf(), md5="not-md5") == "InvalidDigest"
     assert _put_raw(stub, _conf(dest=f"qcs::cos:{S}::{BS}"), bucket=BS) == "InvalidArgument"
     assert _put_raw(stub, _conf(dest=f"qcs::cos:{P}::gone-{APPID}")) == "NoSuchBucket"
     assert stub.cos.replication == {}  # every refusal left the bucket as it was
