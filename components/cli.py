@@ -316,13 +316,13 @@ def _tencent_ops(args: argparse.Namespace, spec: Any) -> int:
     control region (the operator's machine must reach the store: from the VPC, or a local
     stand-in); ``switch`` with the deployed monitor's environment (SCF GetFunction) and the
     monitors' own switchers and lease. ``--endpoint-url http://host:port`` sends the signed
-    API calls there."""
+    API calls there (COS calls: ``STANDBY_TENCENT_COS_ENDPOINT``)."""
     import os
 
     from components.runtime.config import StateRef
     from components.runtime.errors import ConfigError, RuntimeFailure
     from components.runtime.tencent import ops
-    from components.runtime.tencent.client import TencentApi, TencentApiError
+    from components.runtime.tencent.client import COS_ENDPOINT_ENV, TencentApi, TencentApiError
     from components.tencent.naming import monitor_name, state_dsn_secret
 
     endpoint = None
@@ -343,7 +343,10 @@ def _tencent_ops(args: argparse.Namespace, spec: Any) -> int:
               "TENCENTCLOUD_SECRET_KEY (and TENCENTCLOUD_SESSION_TOKEN for a temporary key)",
               file=sys.stderr)
         return EXIT_BAD_INPUT
-    api = TencentApi(sid, key, token, endpoint=endpoint)
+    # COS has its own API and address: a stand-in's comes from STANDBY_TENCENT_COS_ENDPOINT
+    # (host:port), as in the functions; without it COS calls go to myqcloud.com.
+    api = TencentApi(sid, key, token, endpoint=endpoint,
+                     cos_endpoint=env.get(COS_ENDPOINT_ENV) or None)
     control = spec.data_standby_region
     if args.command == "switch":
         where = control if args.region is None else args.region

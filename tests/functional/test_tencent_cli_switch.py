@@ -25,9 +25,12 @@ from components.tencent.naming import monitor_name
 from tests.conftest import ROOT
 
 P, S, UIN = "ap-guangzhou", "ap-shanghai", "100000000001"
+ROLE = f"qcs::cam::uin/{UIN}:uin/{UIN}"
 DOMAIN = "api.shop.example"
 LOGIC = {"primary": "shop-logic-p-aguangzhou", "standby": "shop-logic-s-aguangzhou"}
 MONITOR = monitor_name("shop", "gateway", S)  # the control region's, the CLI's default
+APPID = "1250000000"
+BUCKETS = {P: f"shop-data-aguangzhou-{APPID}", S: f"shop-data-ashanghai-{APPID}"}
 
 
 def _fn(region: str, name: str) -> str:
@@ -43,7 +46,15 @@ OPS_POLICY = {"version": "2.0", "statement": [
     {"effect": "allow", "action": ["scf:InvokeFunction"],
      "resource": [_fn(P, fn) for fn in LOGIC.values()]},
     {"effect": "allow", "action": ["scf:GetCustomDomain", "scf:UpdateCustomDomain"],
-     "resource": [f"qcs::scf:{P}:uin/{UIN}:customdomain/{DOMAIN}"]}]}
+     "resource": [f"qcs::scf:{P}:uin/{UIN}:customdomain/{DOMAIN}"]},
+    {"effect": "allow", "action": ["scf:GetFunction"],
+     "resource": [_fn(S, monitor_name("shop", "data", S))]},
+    {"effect": "allow", "action": ["cos:HeadBucket", "cos:GetBucketReplication",
+                                   "cos:PutBucketReplication"],
+     "resource": [f"qcs::cos:{r}:uid/{APPID}:{b}/" for r, b in BUCKETS.items()]},
+    {"effect": "allow", "action": ["cos:PutObject", "cos:GetObject"],
+     "resource": [f"qcs::cos:{r}:uid/{APPID}:{b}/_standby-probe/*"
+                  for r, b in BUCKETS.items()]}]}
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +81,22 @@ def _monitor_env(region: str) -> dict[str, str]:
         "STANDBY_STATE_REGION": S, "STANDBY_WEBHOOKS": "[]", "STANDBY_LOOP_S": "50"}
 
 
+def _data_monitor_env() -> dict[str, str]:
+    """The data monitor of a stack with COS and no CDB (topology._wire_data): bucket probes,
+    the data pointer, then the replication reversal."""
+    sides = {P: "primary", S: "standby"}
+    env = _monitor_env(S)
+    env.update(STANDBY_LAYER="data", STANDBY_PROBES=json.dumps([
+        {"scope": "data", "kind": "cos_bucket", "side": sides[r], "region": r, "bucket": b,
+         "probe_key": "_standby-probe/"} for r, b in BUCKETS.items()]),
+        STANDBY_SWITCH=json.dumps([
+            {"scope": "data", "kind": "tencent_pointer_all", "key": "data",
+             "values": {"primary": P, "standby": S}},
+            {"scope": "data", "kind": "cos_replication", "role": ROLE,
+             "buckets": {sides[r]: {"region": r, "bucket": b} for r, b in BUCKETS.items()}}]))
+    return env
+
+
 @pytest.fixture
 def stub(monkeypatch: pytest.MonkeyPatch,
          maria: MariaPair) -> Iterator[tuple[TencentStub, SqlStateStore]]:
@@ -92,9 +119,14 @@ def stub(monkeypatch: pytest.MonkeyPatch,
         svc.add_function(S, MONITOR, lambda e: {"ok": True}, env=_monitor_env(S))
         for fn in LOGIC.values():
             svc.add_function(P, fn, lambda e: {"ok": True})
+        svc.add_function(S, monitor_name("shop", "data", S), lambda e: {"ok": True},
+                         env=_data_monitor_env())
+        for r, b in BUCKETS.items():
+            s.cos.add_bucket(r, b)
         svc.add_domain(P, DOMAIN, [{"Namespace": "default", "FunctionName": LOGIC["primary"],
                                     "Qualifier": "$LATEST", "PathMatch": "/"}])
         s.start()
+        monkeypatch.setenv("STANDBY_TENCENT_COS_ENDPOINT", s.cos.endpoint)
         yield s, SqlStateStore(mysql_connect("127.0.0.1", port, ADMIN, maria.admin_password,
                                              db))
 
@@ -174,3 +206,24 @@ def test_tencent_switch_bad_input_and_missing_monitor(
     assert main(switch(s, "standby", "--region", P)) == 1
     assert "AuthFailure.UnauthorizedOperation" in capsys.readouterr().err
     assert route(s) == LOGIC["primary"]
+
+
+def test_tencent_data_switch_moves_the_pointer_and_reverses_cos_replication(
+        stub: tuple[TencentStub, SqlStateStore], capsys: pytest.CaptureFixture[str]) -> None:
+    s, store = stub
+    # As deployed: the primary's bucket is the source, the standby's rule back is Disabled.
+    from components.runtime.tencent.cos_switch import CosReplicationSwitcher
+
+    sw = CosReplicationSwitcher(TencentApi("AKIDops", "ops-key", endpoint=s.endpoint,
+                                           cos_endpoint=s.cos.endpoint))
+    target = json.loads(_data_monitor_env()["STANDBY_SWITCH"])[1]
+    sw._put(target, "primary", "Enabled")
+    sw._put(target, "standby", "Disabled")
+    argv = switch(s, "standby")
+    argv[argv.index("gateway")] = "data"
+    assert main(argv) == 0, capsys.readouterr().err
+    assert capsys.readouterr().out == "data/data: switched to standby (verified) token 1\n"
+    assert store.read_pointer("data") == (S, 1)
+    rules = {b: s.cos.replication[(r, b)]["Rules"][0]["Status"] for r, b in BUCKETS.items()}
+    assert rules == {BUCKETS[P]: "Disabled", BUCKETS[S]: "Enabled"}
+    assert not s.refused
