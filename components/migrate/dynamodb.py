@@ -52,6 +52,7 @@ class DynamoDBAdapter:
         self.segments, self.page_items, self.workers = segments, page_items, workers
         self.rechecks = rechecks
         self._clients = clients or {}
+        self._pool = ThreadPoolExecutor(max_workers=workers)
 
     def _c(self, side: str) -> tuple[Any, Any]:
         """(dynamodb, dynamodbstreams) clients of a side."""
@@ -68,6 +69,7 @@ class DynamoDBAdapter:
         return self.source.database if side == "source" else self.target.database
 
     def close(self) -> None:
+        self._pool.shutdown(wait=True)
         self._clients.clear()
 
     # -- plan and preflight ------------------------------------------------------------------
@@ -177,7 +179,8 @@ class DynamoDBAdapter:
             return "target", "source", "reverse"
         return "source", "target", "capture"
 
-    def _replay(self, ctx: Context, *, until_dry: bool = False) -> int:
+    def _replay(self, ctx: Context, *, until_dry: bool = False,
+                max_pages: int = 10_000) -> int:
         frm, to, key = self._direction(ctx)
         cap = ctx.data.get(key)
         if not cap:
@@ -185,7 +188,8 @@ class DynamoDBAdapter:
         _, streams = self._c(frm)
         positions = {sid: dict(p) for sid, p in cap["shards"].items()}
         tombstoning = ctx.phase == Phase.BACKFILL
-        replayer = Replayer(self._c(to)[0], self._table(to), ctx.data["key_names"])
+        replayer = Replayer(self._c(to)[0], self._table(to), ctx.data["key_names"],
+                            self._pool)
         applied = int(ctx.data.get("applied_events") or 0)
 
         def apply(page: Page) -> None:
@@ -206,7 +210,7 @@ class DynamoDBAdapter:
         if until_dry:
             return drain(streams, cap["stream"], positions, apply)
         n = 0
-        for page in read(streams, cap["stream"], positions):
+        for page in read(streams, cap["stream"], positions, max_pages=max_pages):
             apply(page)
             n += len(page.records)
         return n
@@ -242,45 +246,44 @@ class DynamoDBAdapter:
         key_names, hash_key = ctx.data["key_names"], ctx.data["hash_key"]
         estimate = int(ctx.data.get("rows_estimate") or 0)
         started, first = time.monotonic(), int(bf["rows"])
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            while any(c != "done" for c in bf["cursors"]):
-                for seg in range(total):
-                    cursor = bf["cursors"][seg]
-                    if cursor == "done":
-                        continue
-                    # Replay first: every REMOVE seen so far is a tombstone before this
-                    # page's puts, and a resumed runner catches up before copying again.
-                    self._replay(ctx)
-                    items, nxt = self._scan_page("source", seg, total, cursor)
-                    written, skipped = copy_page(
-                        items, key_names, ctx.data.get("tombstones") or {},
-                        lambda live: sum(pool.map(lambda i: self._put_absent(i, hash_key),
-                                                  live)))
-                    cursors = list(bf["cursors"])
-                    cursors[seg] = nxt if nxt else "done"
-                    bf = {**bf, "cursors": cursors, "rows": bf["rows"] + len(items),
-                          "written": bf["written"] + written,
-                          "skipped_tombstoned": bf["skipped_tombstoned"] + skipped}
-                    ctx.save(backfill=bf)
-                    rate = (bf["rows"] - first) / max(time.monotonic() - started, 1e-3)
-                    ctx.tick(rows_source=estimate, rows_target=bf["rows"],
-                             rate_rows_s=round(rate), tables=1, tables_ready=0,
-                             eta_s=round((estimate - bf["rows"]) / rate, 1)
-                             if rate > 0 and estimate > bf["rows"] else None,
-                             tombstones=len(ctx.data.get("tombstones") or {}), throttle=None)
-        self._replay(ctx)
+        pool = self._pool
+        while any(c != "done" for c in bf["cursors"]):
+            for seg in range(total):
+                cursor = bf["cursors"][seg]
+                if cursor == "done":
+                    continue
+                # Replay first: every REMOVE seen so far is a tombstone before this
+                # page's puts, and a resumed runner catches up before copying again.
+                # A few pages only, so a busy stream cannot starve the copy.
+                self._replay(ctx, max_pages=4)
+                items, nxt = self._scan_page("source", seg, total, cursor)
+                written, skipped = copy_page(
+                    items, key_names, ctx.data.get("tombstones") or {},
+                    lambda live: sum(pool.map(lambda i: self._put_absent(i, hash_key),
+                                              live)))
+                cursors = list(bf["cursors"])
+                cursors[seg] = nxt if nxt else "done"
+                bf = {**bf, "cursors": cursors, "rows": bf["rows"] + len(items),
+                      "written": bf["written"] + written,
+                      "skipped_tombstoned": bf["skipped_tombstoned"] + skipped}
+                ctx.save(backfill=bf)
+                rate = (bf["rows"] - first) / max(time.monotonic() - started, 1e-3)
+                ctx.tick(rows_source=estimate, rows_target=bf["rows"],
+                         rate_rows_s=round(rate), tables=1, tables_ready=0,
+                         eta_s=round((estimate - bf["rows"]) / rate, 1)
+                         if rate > 0 and estimate > bf["rows"] else None,
+                         tombstones=len(ctx.data.get("tombstones") or {}), throttle=None)
         # No conditional put is left to resurrect anything: deletes are plain from here on.
         swept = len(ctx.data.get("tombstones") or {})
         ctx.save(tombstones={}, backfill={**bf, "tombstones_swept": swept})
         ctx.tick(rows_target=bf["rows"], tables_ready=1, tombstones=0)
 
     def catch_up(self, ctx: Context) -> None:
-        self._replay(ctx)
-        ctx.tick(**self.lag(ctx))
+        ctx.tick(**self.lag(ctx, max_pages=200))
 
-    def lag(self, ctx: Context) -> dict[str, Any]:
-        """Also the runner's idle hook: one replay pass of the live direction."""
-        n = self._replay(ctx) if ctx.phase not in (Phase.ROLLED_BACK, Phase.FINALIZED,
+    def lag(self, ctx: Context, max_pages: int = 20) -> dict[str, Any]:
+        """Also the runner's idle hook: one bounded replay pass of the live direction."""
+        n = self._replay(ctx, max_pages=max_pages) if ctx.phase not in (Phase.ROLLED_BACK, Phase.FINALIZED,
                                                    Phase.ABORTED) else 0
         _, _, key = self._direction(ctx)
         cap = ctx.data.get(key) or {}

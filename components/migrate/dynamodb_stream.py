@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,32 +136,46 @@ class Replayer:
     With ``tombstones`` (the backfill is running) a REMOVE also records the key, and a later
     put of the same key clears it."""
 
-    def __init__(self, client: Any, table: str, key_names: list[str]) -> None:
-        self.client, self.table, self.key_names = client, table, key_names
+    def __init__(self, client: Any, table: str, key_names: list[str],
+                 pool: Executor | None = None) -> None:
+        self.client, self.table, self.key_names, self.pool = client, table, key_names, pool
 
     def apply(self, records: list[dict[str, Any]],
               tombstones: dict[str, str] | None) -> int:
-        n = 0
+        # Events of one key keep their order; different keys are independent, so each key's
+        # events run as one sequence and the keys run side by side.
+        by_key: dict[str, list[dict[str, Any]]] = {}
         for rec in records:
-            d = rec["dynamodb"]
-            key = d["Keys"]
             event = rec["eventName"]
-            if event in ("INSERT", "MODIFY"):
-                if "NewImage" not in d:
-                    raise MigrationError(f"a {event} record without NewImage: the stream view "
-                                         "type must be NEW_AND_OLD_IMAGES")
-                self.client.put_item(TableName=self.table, Item=d["NewImage"])
-                if tombstones is not None:
-                    tombstones.pop(key_of(key, self.key_names), None)
-            elif event == "REMOVE":
-                if tombstones is not None:
-                    tombstones[key_of(key, self.key_names)] = d["SequenceNumber"]
-                self.client.delete_item(TableName=self.table, Key=key)
-            else:
+            if event not in ("INSERT", "MODIFY", "REMOVE"):
                 raise MigrationError(f"unknown stream event {event!r}; allowed: INSERT, "
                                      "MODIFY, REMOVE")
-            n += 1
-        return n
+            if event != "REMOVE" and "NewImage" not in rec["dynamodb"]:
+                raise MigrationError(f"a {event} record without NewImage: the stream view "
+                                     "type must be NEW_AND_OLD_IMAGES")
+            by_key.setdefault(key_of(rec["dynamodb"]["Keys"], self.key_names), []).append(rec)
+        if tombstones is not None:
+            for k, recs in by_key.items():
+                last = recs[-1]
+                if last["eventName"] == "REMOVE":
+                    tombstones[k] = last["dynamodb"]["SequenceNumber"]
+                else:
+                    tombstones.pop(k, None)
+        groups = list(by_key.values())
+        if self.pool is None or len(groups) < 2:
+            for g in groups:
+                self._one_key(g)
+        else:
+            list(self.pool.map(self._one_key, groups))
+        return len(records)
+
+    def _one_key(self, recs: list[dict[str, Any]]) -> None:
+        for rec in recs:
+            d = rec["dynamodb"]
+            if rec["eventName"] == "REMOVE":
+                self.client.delete_item(TableName=self.table, Key=d["Keys"])
+            else:
+                self.client.put_item(TableName=self.table, Item=d["NewImage"])
 
 
 def copy_page(items: list[Item], key_names: list[str], tombstones: dict[str, str],
