@@ -19,8 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from components.migrate.adapter import Check, Context, MigrationError, PreflightFailed, \
-    VerifyResult
+from components.migrate.adapter import Check, Context, MigrationError, PreflightFailed, VerifyResult
 from components.migrate.dynamodb_stream import (
     Item,
     Page,
@@ -283,8 +282,8 @@ class DynamoDBAdapter:
 
     def lag(self, ctx: Context, max_pages: int = 20) -> dict[str, Any]:
         """Also the runner's idle hook: one bounded replay pass of the live direction."""
-        n = self._replay(ctx, max_pages=max_pages) if ctx.phase not in (Phase.ROLLED_BACK, Phase.FINALIZED,
-                                                   Phase.ABORTED) else 0
+        ended = ctx.phase in (Phase.ROLLED_BACK, Phase.FINALIZED, Phase.ABORTED)
+        n = 0 if ended else self._replay(ctx, max_pages=max_pages)
         _, _, key = self._direction(ctx)
         cap = ctx.data.get(key) or {}
         applied = ",".join(f"{sid[-8:]}:{p['after']}" for sid, p in

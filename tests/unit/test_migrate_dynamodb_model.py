@@ -36,7 +36,7 @@ class FakeTable:
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
 
-    def put_item(self, TableName: str, Item: dict[str, Any],  # noqa: N803 - boto3's names
+    def put_item(self, TableName: str, Item: dict[str, Any],
                  ConditionExpression: str | None = None, **_: Any) -> None:
         k = key_of(Item, NAMES)
         if ConditionExpression is not None:
@@ -45,7 +45,7 @@ class FakeTable:
                 raise ConditionFailed(k)
         self.items[k] = dict(Item)
 
-    def delete_item(self, TableName: str, Key: dict[str, Any]) -> None:  # noqa: N803
+    def delete_item(self, TableName: str, Key: dict[str, Any]) -> None:
         self.items.pop(key_of(Key, NAMES), None)
 
 
