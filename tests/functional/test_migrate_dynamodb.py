@@ -317,3 +317,19 @@ def test_bad_dynamodb_url_names_the_allowed_form(tmp_path: Path) -> None:
               "dynamodb://dst?region=us-east-1")
     assert out.returncode == 2
     assert "region= is required" in out.stderr and "dynamodb://TABLE?region=" in out.stderr
+
+
+def test_dynamodb_urls_parse_and_the_same_table_is_refused() -> None:
+    from components.migrate import UrlError, make_adapter
+    from components.migrate.urls import endpoint
+
+    ep = endpoint("dynamodb://orders-old?region=eu-west-1&endpoint_url=http://127.0.0.1:9")
+    assert (ep.kind, ep.database, ep.region, ep.endpoint_url, ep.port) == (
+        "dynamodb", "orders-old", "eu-west-1", "http://127.0.0.1:9", 9)
+    assert endpoint("dynamodb://t01?region=us-east-1").host == "dynamodb.us-east-1.amazonaws.com"
+    with pytest.raises(UrlError, match="same database"):
+        make_adapter("m", "dynamodb://t01?region=us-east-1", "dynamodb://t01?region=us-east-1")
+    with pytest.raises(UrlError, match="one engine"):
+        make_adapter("m", "dynamodb://t01?region=us-east-1", "postgresql://u:p@h/db")
+    with pytest.raises(UrlError, match=r"only region and endpoint_url; allowed: dynamodb://"):
+        endpoint("dynamodb://t01?region=us-east-1&consistent=no", "--target")
