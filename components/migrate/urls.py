@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 ENDPOINT_FORMS = ("postgresql://USER:PASSWORD@HOST:PORT/DB, mysql://USER:PASSWORD@HOST:PORT/DB, "
                   "dynamodb://TABLE?region=REGION&endpoint_url=URL, "
                   "s3://BUCKET/PREFIX?region=REGION&endpoint_url=URL")
-SUPPORTED = ("postgresql",)
+SUPPORTED = ("postgresql", "dynamodb")
 STATE_FORMS = "sqlite:///RELATIVE/PATH, sqlite:////ABSOLUTE/PATH (default " \
               "sqlite:///.standby/migrate.sqlite) or dynamodb://TABLE?region=REGION" \
               "[&endpoint_url=http://HOST:PORT]"
@@ -31,10 +31,14 @@ class Endpoint:
     host: str
     port: int
     database: str
+    region: str = ""  # dynamodb only
+    endpoint_url: str | None = None  # dynamodb only: a local endpoint (moto, DynamoDB Local)
 
     @property
     def shown(self) -> str:
         """The URL without its password: what is stored, logged and printed."""
+        if self.kind == "dynamodb":
+            return self.url  # a DynamoDB URL carries no secret (credentials come from AWS)
         parts = urlsplit(self.url)
         user = parts.username or ""
         netloc = f"{user}@" if user else ""
@@ -63,6 +67,8 @@ def endpoint(value: str, what: str = "--source") -> Endpoint:
     scheme = value.split("://", 1)[0].lower()
     if scheme == "postgres":
         scheme = "postgresql"
+    if scheme == "dynamodb":
+        return dynamodb_endpoint(value, what)
     if scheme in ("mysql", "mariadb", "dynamodb", "s3"):
         raise UrlError(f"{bad}: {scheme} migrations are not built yet; allowed now: "
                        "postgresql://USER:PASSWORD@HOST:PORT/DB")
@@ -133,3 +139,23 @@ def state_url(value: str | None, base: Path | None = None) -> Path | DynamoState
             raise UrlError(f"{bad}: endpoint_url must be http(s)://HOST[:PORT]; allowed: "
                            f"{STATE_FORMS}")
     return DynamoState(parts.netloc, region, endpoint_url)
+
+
+DYNAMODB_FORM = "dynamodb://TABLE?region=REGION[&endpoint_url=http://HOST:PORT]"
+
+
+def dynamodb_endpoint(value: str, what: str = "--source") -> Endpoint:
+    """``dynamodb://TABLE?region=...&endpoint_url=...``: a table to migrate."""
+    bad = f"{what} {_shown(value)}"
+    try:
+        where = state_url(value)
+    except UrlError as exc:
+        detail = str(exc).split(": ", 1)[-1].split("; allowed", 1)[0]
+        raise UrlError(f"{bad}: {detail}; allowed: {DYNAMODB_FORM}") from None
+    assert isinstance(where, DynamoState)
+    if where.endpoint_url is not None:
+        e = urlsplit(where.endpoint_url)
+        host, port = e.hostname or "", e.port or (443 if e.scheme == "https" else 80)
+    else:
+        host, port = f"dynamodb.{where.region}.amazonaws.com", 443
+    return Endpoint("dynamodb", value, host, port, where.table, where.region, where.endpoint_url)
