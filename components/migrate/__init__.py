@@ -32,6 +32,10 @@ def make_adapter(mid: str, source: str, target: str, **options: Any) -> Adapter:
                        "endpoints of one engine")
     if (src.host, src.port, src.database) == (tgt.host, tgt.port, tgt.database):
         raise UrlError("--source and --target are the same database; allowed: two databases")
+    if src.kind == "mysql":
+        from components.migrate.mysql import MySQLAdapter
+
+        return MySQLAdapter(migration_id(mid), src, tgt, **options)
     from components.migrate.postgres import PostgresAdapter
 
     return PostgresAdapter(migration_id(mid), src, tgt, **options)
