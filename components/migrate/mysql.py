@@ -76,7 +76,7 @@ class MySQLAdapter:
         ep = self.source if side == "source" else self.target
         parts = urlsplit(ep.url)
         return {"host": ep.host, "port": ep.port, "user": unquote(parts.username or ""),
-                "passwd": unquote(parts.password or "")}
+                "password": unquote(parts.password or "")}
 
     def _c(self, side: str) -> Any:
         conn = self._conns.get(side)
@@ -85,7 +85,7 @@ class MySQLAdapter:
             s = self._settings(side)
             try:
                 conn = pymysql.connect(host=s["host"], port=s["port"], user=s["user"],
-                                       password=s["passwd"], database=ep.database,
+                                       password=s["password"], database=ep.database,
                                        autocommit=True, connect_timeout=5, read_timeout=120,
                                        write_timeout=120)
             except pymysql.err.OperationalError as exc:
