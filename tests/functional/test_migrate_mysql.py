@@ -14,15 +14,8 @@ from typing import Any
 import pytest
 
 from components.migrate import Migration, MigrationError, Phase, open_migration
-from components.sandbox.mariadb import (
-    ADMIN,
-    APP,
-    MariaPair,
-    MariaServer,
-    MariaUnavailable,
-    mariadb_bin,
-)
-from components.sandbox.pg import free_port
+from components.sandbox.mariadb import APP, MariaPair, MariaUnavailable, mariadb_bin
+from components.sandbox.migrate_demo_mysql import solo, url
 
 try:
     mariadb_bin()
@@ -36,36 +29,6 @@ SCHEMA = [
     "qty INT, note VARCHAR(200), price DECIMAL(10,2), at DATETIME)",
     "CREATE TABLE pairs (a INT, b VARCHAR(20), v DECIMAL(12,3), PRIMARY KEY (a, b))",
 ]
-
-
-def solo(server_id: int) -> MariaPair:
-    """One stand-alone MariaDB server (``primary``) with the sandbox's users, no replica."""
-    p = MariaPair()
-    srv = MariaServer("primary", p.base / "primary", free_port(), server_id)
-    p.servers["primary"] = srv
-    try:
-        p._install(srv)
-        p._start(srv)
-        c = p._root(srv)
-        try:
-            cur = c.cursor()
-            for user, pw in ((ADMIN, p.admin_password), (APP, p.app_password)):
-                cur.execute(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY %s", (pw,))
-            cur.execute(f"GRANT ALL ON *.* TO '{ADMIN}'@'127.0.0.1' WITH GRANT OPTION")
-            cur.execute(f"CREATE DATABASE `{p.database}`")
-            cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{p.database}`.* TO "
-                        f"'{APP}'@'127.0.0.1'")
-        finally:
-            c.close()
-    except BaseException:
-        p.close()
-        raise
-    return p
-
-
-def url(p: MariaPair) -> str:
-    return f"mysql://{ADMIN}:{p.admin_password}@127.0.0.1:{p.servers['primary'].port}/" \
-           f"{p.database}"
 
 
 @pytest.fixture
@@ -141,7 +104,7 @@ class Writer:
             while not self._stop.is_set() and self.ops < self.max_ops:
                 try:
                     self.one(cur)
-                except Exception as exc:  # noqa: BLE001 - the app's view, kept for asserts
+                except Exception as exc:  # the app's view, kept for the asserts
                     self.errors.append(str(exc))
                 self.ops += 1
                 time.sleep(0.001)
@@ -257,7 +220,7 @@ def test_crash_mid_copy_resumes_from_the_checkpoint_under_a_writer(
                 raise Crash
         nonlocal real_tick
         real_tick = ctx.tick
-        ctx.tick = tick  # type: ignore[method-assign]
+        ctx.tick = tick
         orig_backfill(ctx)
 
     orig_backfill = m.adapter.backfill

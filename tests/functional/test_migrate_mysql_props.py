@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from components.migrate.mysql_binlog import Pos, master_pos, tail
 from components.migrate.mysql_sql import Table, copy_rows
 from components.sandbox.mariadb import ADMIN, MariaPair
-from tests.functional.test_migrate_mysql import solo
+from components.sandbox.migrate_demo_mysql import solo
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
