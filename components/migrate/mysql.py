@@ -48,6 +48,9 @@ BINLOG_FIX = {
                              "binlog_format = ROW"),
     "binlog_row_image": ("FULL", "SET GLOBAL binlog_row_image = 'FULL'; in my.cnf "
                                  "[mysqld]: binlog_row_image = FULL"),
+    # The column types in the binlog: without them UNSIGNED values decode as negative.
+    "binlog_row_metadata": ("FULL", "SET GLOBAL binlog_row_metadata = 'FULL'; in my.cnf "
+                                    "[mysqld]: binlog_row_metadata = FULL"),
 }
 
 
@@ -115,12 +118,14 @@ class MySQLAdapter:
 
     # -- checks ------------------------------------------------------------------------------
 
-    def _tables(self, side: str) -> dict[str, tuple[Table | None, int]]:
-        """Every base table: (Table or None when it has no primary key, estimated rows)."""
+    def _tables(self, side: str) -> dict[str, tuple[Table | None, int, int]]:
+        """Every base table: (Table or None when it has no primary key, estimated rows,
+        bytes)."""
         db = (self.source if side == "source" else self.target).database
-        est = dict(self._all(side, "SELECT table_name, COALESCE(table_rows, 0) FROM "
-                                   "information_schema.tables WHERE table_schema = %s AND "
-                                   "table_type = 'BASE TABLE'", (db,)))
+        est = {r[0]: (int(r[1]), int(r[2])) for r in self._all(
+            side, "SELECT table_name, COALESCE(table_rows, 0), COALESCE(data_length, 0) + "
+                  "COALESCE(index_length, 0) FROM information_schema.tables WHERE "
+                  "table_schema = %s AND table_type = 'BASE TABLE'", (db,))}
         cols: dict[str, list[str]] = {}
         for name, col in self._all(side, "SELECT table_name, column_name FROM "
                                          "information_schema.columns WHERE table_schema = %s "
@@ -133,7 +138,7 @@ class MySQLAdapter:
                                          "seq_in_index", (db,)):
             keys.setdefault(name, []).append(col)
         return {n: (Table(n, tuple(cols[n]), tuple(keys[n])) if n in keys else None,
-                    int(est[n])) for n in sorted(est)}
+                    *est[n]) for n in sorted(est)}
 
     def _grants_ok(self, side: str) -> tuple[bool, str]:
         text = " ".join(r[0] for r in self._all(side, "SHOW GRANTS")).upper()
@@ -146,7 +151,7 @@ class MySQLAdapter:
                              f"missing {', '.join(missing)}: GRANT REPLICATION SLAVE, "
                              "REPLICATION CLIENT ON *.* TO the URL's user")
 
-    def _checks(self) -> tuple[list[Check], dict[str, tuple[Table | None, int]]]:
+    def _checks(self) -> tuple[list[Check], dict[str, tuple[Table | None, int, int]]]:
         checks: list[Check] = []
         ids = {}
         for side in ("source", "target"):
@@ -157,6 +162,8 @@ class MySQLAdapter:
                                 "with log_bin (my.cnf [mysqld]: log_bin = binlog)"))
             for var, (want, fix) in BINLOG_FIX.items():
                 got = self._var(side, var)
+                if got is None and var == "binlog_row_metadata":
+                    continue  # MySQL < 8.0.14, MariaDB < 10.5: the reader cannot use it
                 checks.append(Check(f"{side} {var}", got == want, want if got == want else
                                     f"is {got}; must be {want}: {fix}"))
             ids[side] = self._var(side, "server_id")
@@ -169,7 +176,7 @@ class MySQLAdapter:
         src, tgt = self._tables("source"), self._tables("target")
         checks.append(Check("tables", bool(src), f"{len(src)} tables" if src else
                             "the source database has no tables"))
-        for name, (t, _) in src.items():
+        for name, (t, _, _) in src.items():
             checks.append(Check(f"{name} primary key", t is not None, "ok" if t else
                                 f"missing: ALTER TABLE `{name}` ADD PRIMARY KEY (...) (the copy "
                                 "and the replay address rows by it)"))
@@ -194,9 +201,9 @@ class MySQLAdapter:
                                   "first"))
         return out
 
-    def _copyable(self, checks: list[Check], src: dict[str, tuple[Table | None, int]]
+    def _copyable(self, checks: list[Check], src: dict[str, tuple[Table | None, int, int]]
                   ) -> list[Table]:
-        return [t for n, (t, _) in src.items() if t is not None and
+        return [t for n, (t, _, _) in src.items() if t is not None and
                 any(c.name == f"{n} columns" and c.ok for c in checks)]
 
     # -- plan and preflight --------------------------------------------------------------------
@@ -204,13 +211,16 @@ class MySQLAdapter:
     def plan(self) -> dict[str, Any]:
         checks, src = self._checks()
         checks += self._empty_target(self._copyable(checks, src))
-        rows = sum(n for _, n in src.values())
+        rows = sum(n for _, n, _ in src.values())
         return {
             "engine": self.engine, "ok": all(c.ok for c in checks),
             "checks": [vars(c) for c in checks],
-            "tables": [{"table": n, "rows_estimate": r, "key": list(t.key) if t else None}
-                       for n, (t, r) in src.items()],
-            "estimate": {"rows": rows, "copy_seconds": round(rows / ESTIMATE_ROWS_PER_S, 1),
+            "tables": [{"table": n, "rows_estimate": r, "bytes": b,
+                        "key": list(t.key) if t else []} for n, (t, r, b) in src.items()],
+            # AUTO_INCREMENT needs no setval: InnoDB moves it past every id inserted.
+            "sequences": [],
+            "estimate": {"rows": rows, "bytes": sum(b for _, _, b in src.values()),
+                         "copy_seconds": round(rows / ESTIMATE_ROWS_PER_S, 1),
                          "basis": f"{ESTIMATE_ROWS_PER_S} rows/s assumed for a chunked copy"},
             "rollback": [
                 "until cutover: `abort` makes the target writable again; the source was "
@@ -227,9 +237,9 @@ class MySQLAdapter:
             checks += self._empty_target(self._copyable(checks, src))
         if not all(c.ok for c in checks):
             raise PreflightFailed(checks)
-        ctx.save(tables=[t.to_json() for t, _ in src.values() if t is not None],
+        ctx.save(tables=[t.to_json() for t, _, _ in src.values() if t is not None],
                  checks=[vars(c) for c in checks],
-                 rows_estimate=sum(n for _, n in src.values()))
+                 rows_estimate=sum(n for _, n, _ in src.values()))
 
     def _table_map(self, ctx: Context) -> dict[str, Table]:
         return {d["name"]: Table.from_json(d) for d in ctx.data["tables"]}

@@ -15,12 +15,17 @@ the replay overwrites (REPLACE / DELETE).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from components.migrate.mysql_sql import Change, Table, apply
+
+# The reader warns on every connection when binlog_row_metadata is not FULL; preflight
+# reports that setting itself, once, with the fix.
+logging.getLogger("pymysqlreplication").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True, order=True)

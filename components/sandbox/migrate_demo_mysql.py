@@ -3,13 +3,13 @@
 
     python -m components.sandbox.migrate_demo_mysql --dir .migrate-demo-mysql --rows 100000
 
-starts a source and a target (stand-alone servers, ROW binlogs with full images, server ids
-1 and 2, temp data dirs, free ports on 127.0.0.1), creates the same schema on both, fills the
-source, writes the URLs to ``DIR/env`` (``SOURCE=...``, ``TARGET=...``), then runs an
-application writer (inserts, updates, deletes as the app user, which has no SUPER, so the
-migration's ``read_only`` fence binds it) on the source for ``--write-seconds`` and stops it,
-so the caller can cut over with ``--writes-stopped``. It keeps the servers until Ctrl-C or
-``--hold-seconds``, then stops them and deletes their data.
+starts a source and a target (stand-alone servers, ROW binlogs with full images and
+metadata, server ids 1 and 2, temp data dirs, free ports on 127.0.0.1), creates the same
+schema on both, fills the source, writes the URLs to ``DIR/env`` (``SOURCE=...``,
+``TARGET=...``), then runs an application writer (inserts, updates, deletes as the app user,
+which has no SUPER, so the migration's ``read_only`` fence binds it) on the source for
+``--write-seconds`` and stops it, so the caller can cut over with ``--writes-stopped``. It
+keeps the servers until Ctrl-C or ``--hold-seconds``, then stops them and deletes their data.
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ def solo(server_id: int) -> MariaPair:
             for user, pw in ((ADMIN, p.admin_password), (APP, p.app_password)):
                 cur.execute(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY %s", (pw,))
             cur.execute(f"GRANT ALL ON *.* TO '{ADMIN}'@'127.0.0.1' WITH GRANT OPTION")
+            # Column types in the binlog, which the migration's preflight asks for.
+            cur.execute("SET GLOBAL binlog_row_metadata = 'FULL'")
             cur.execute(f"CREATE DATABASE `{p.database}`")
             cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{p.database}`.* TO "
                         f"'{APP}'@'127.0.0.1'")

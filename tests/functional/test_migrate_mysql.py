@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 SCHEMA = [
     "CREATE TABLE items (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(64) NOT NULL, "
-    "qty INT, note VARCHAR(200), price DECIMAL(10,2), at DATETIME)",
+    "qty INT, note VARCHAR(200), price DECIMAL(10,2), at DATETIME, big BIGINT UNSIGNED)",
     "CREATE TABLE pairs (a INT, b VARCHAR(20), v DECIMAL(12,3), PRIMARY KEY (a, b))",
 ]
 
@@ -41,9 +41,10 @@ def dbs() -> Iterator[tuple[MariaPair, MariaPair]]:
                     c.cursor().execute(stmt)
         with src.connect("primary") as c:
             cur = c.cursor()
-            cur.execute("INSERT INTO items (name, qty, note, price, at) SELECT CONCAT('n', seq), "
-                        "seq, IF(seq % 7 = 0, NULL, 'x'), seq / 4, '2026-01-01 00:00:00' + "
-                        "INTERVAL seq SECOND FROM seq_1_to_20000")
+            cur.execute("INSERT INTO items (name, qty, note, price, at, big) SELECT "
+                        "CONCAT('n', seq), seq, IF(seq % 7 = 0, NULL, 'x'), seq / 4, "
+                        "'2026-01-01 00:00:00' + INTERVAL seq SECOND, "
+                        "18446744073709551615 - seq FROM seq_1_to_20000")
             cur.execute("INSERT INTO pairs SELECT seq % 50, CONCAT('k', seq), seq / 3 "
                         "FROM seq_1_to_3000")
         yield src, dst
@@ -58,7 +59,7 @@ def state_of(p: MariaPair) -> dict[str, tuple[int, str]]:
     with p.connect("primary") as c:
         cur = c.cursor()
         cur.execute("SET SESSION group_concat_max_len = 1073741824")
-        for t, cols, order in (("items", "id, name, qty, note, price, at", "id"),
+        for t, cols, order in (("items", "id, name, qty, note, price, at, big", "id"),
                                ("pairs", "a, b, v", "a, b")):
             row = ", ".join(f"ISNULL({x}), {x}" for x in cols.split(", "))
             cur.execute(f"SELECT COUNT(*), COALESCE(MD5(GROUP_CONCAT(CONCAT_WS('#', {row}) "
@@ -115,7 +116,8 @@ class Writer:
             cur.execute("INSERT INTO items (name, qty, note, price, at) VALUES "
                         "(%s, %s, NULL, 1.5, NOW())", (f"w{self.ops}", self.ops))
         elif r < 0.6:
-            cur.execute("UPDATE items SET qty = qty + 1, note = %s WHERE id = %s",
+            # big > 2**63: decoded as a negative number without binlog_row_metadata = FULL.
+            cur.execute("UPDATE items SET qty = qty + 1, note = %s, big = big - 1 WHERE id = %s",
                         (f"u{self.ops}", k))
         elif r < 0.75:
             cur.execute("DELETE FROM items WHERE id = %s", (k,))
@@ -189,6 +191,16 @@ def test_preflight_refuses_mixed_binlog_with_the_exact_fix(
     with pytest.raises(MigrationError, match="source binlog_format: is MIXED"):
         m.run(until=Phase.VERIFY, max_s=60)
     assert read_only(dst) == "0"  # refused before anything was fenced
+
+
+def test_preflight_refuses_minimal_row_metadata_which_would_corrupt_unsigned(
+        dbs: tuple[MariaPair, MariaPair], tmp_path: Path) -> None:
+    src, dst = dbs
+    with dst.connect("primary") as c:  # the target's binlog feeds the rollback
+        c.cursor().execute("SET GLOBAL binlog_row_metadata = 'MINIMAL'")
+    with pytest.raises(MigrationError, match="target binlog_row_metadata: is MINIMAL; must be "
+                                             "FULL: SET GLOBAL binlog_row_metadata = 'FULL'"):
+        migration(src, dst, tmp_path).run(until=Phase.VERIFY, max_s=60)
 
 
 def test_preflight_refuses_a_table_without_primary_key(
