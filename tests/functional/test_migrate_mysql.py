@@ -158,8 +158,14 @@ def test_rollback_after_cutover_restores_every_write_made_since(
     m.cutover(writes_stopped=True)
     with Writer(dst, seed=2, max_ops=400) as w:
         deadline = time.monotonic() + 60
+        rotated = False
         while w.ops < 400 and time.monotonic() < deadline:
+            if w.ops > 200 and not rotated:  # the reverse tail crosses a binlog file
+                with dst.connect("primary") as c:
+                    c.cursor().execute("FLUSH BINARY LOGS")
+                rotated = True
             time.sleep(0.05)
+        assert rotated
     assert not w.errors and w.ops == 400
     assert m.rollback(writes_stopped=True)["phase"] == "rolled-back"
     assert state_of(src) == state_of(dst)

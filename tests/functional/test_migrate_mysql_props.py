@@ -1,8 +1,8 @@
 """Ghostferry's per-key interleavings, run on two real MariaDB 10.11 servers with the
 engine's own copy (``SELECT ... FOR UPDATE`` + ``INSERT IGNORE``) and binlog tail
 (``REPLACE`` / ``DELETE``): copy->update->log, update->copy->log, update->log->copy, with
-inserts, deletes, and log delivery repeated from an older checkpoint (a runner that died
-after applying but before checkpointing replays old events after newer ones).
+inserts, deletes, key changes, and log delivery repeated from an older checkpoint (a runner
+that died after applying but before checkpointing replays old events after newer ones).
 
 Invariants at the end (after the copy finished and the tail drained): the target equals the
 source, so no write is lost, no delete is resurrected, no stale value overwrote a newer one.
@@ -111,6 +111,8 @@ class World:
             cur.execute("UPDATE kv SET v = %s WHERE k = %s", (step[2], step[1]))
         elif kind == "delete":
             cur.execute("DELETE FROM kv WHERE k = %s", (step[1],))
+        elif kind == "move":  # the key changes: possibly behind the copy's cursor
+            cur.execute("UPDATE IGNORE kv SET k = %s WHERE k = %s", (step[2], step[1]))
         elif kind == "copy":
             self.copy()
         elif kind == "log":
@@ -125,6 +127,7 @@ STEP = st.one_of(
     st.tuples(st.just("insert"), KEY, VAL),
     st.tuples(st.just("update"), KEY, VAL),
     st.tuples(st.just("delete"), KEY),
+    st.tuples(st.just("move"), KEY, KEY),
     st.tuples(st.just("copy")),
     st.tuples(st.just("log")),
     st.tuples(st.just("redeliver"), st.integers(0, 50)),
@@ -149,6 +152,8 @@ def run(world: World, steps: list[tuple[Any, ...]]) -> None:
     ("copy->delete->log", [("copy",), ("delete", 1), ("log",)]),
     ("delete->copy->log", [("delete", 1), ("copy",), ("log",)]),
     ("delete->log->copy", [("delete", 1), ("log",), ("copy",)]),
+    ("copy past 4, move 4->3 behind the cursor", [("copy",), ("copy",), ("copy",),
+                                                  ("move", 4, 3), ("log",)]),
     ("insert->delete->log->redeliver", [("insert", 3, "c"), ("delete", 3), ("log",),
                                         ("copy",), ("copy",), ("redeliver", 0)]),
 ])
