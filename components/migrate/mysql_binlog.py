@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from components.migrate.mysql_sql import Change, Table, apply
+from components.migrate.mysql_sql import RUN_ROWS, Change, Table, apply_many
 
 # The reader warns on every connection when binlog_row_metadata is not FULL; preflight
 # reports that setting itself, once, with the fix.
@@ -96,19 +96,24 @@ def tail(settings: dict[str, Any], server_id: int, schema: str, tables: dict[str
     applied, rows, txns, told = start, 0, 0, start
     pending: list[Change] = []  # the current transaction's changes
     batch = 0  # rows applied on the target and not yet committed there
+    whole: list[Change] = []  # changes of committed source transactions, not yet applied
     cur = target.cursor()
     cur.execute("BEGIN")
     try:
         for ev in stream:
             if isinstance(ev, XidEvent):
-                for ch in pending:
-                    apply(cur, tables[ch.table], ch)
+                whole += pending
                 batch += len(pending)
                 pending = []
+                if len(whole) >= RUN_ROWS:
+                    apply_many(cur, tables, whole)
+                    whole = []
                 txns += 1
                 applied = Pos.of(stream.log_file, stream.log_pos)
                 if batch >= batch_rows or (deadline is not None and
                                            time.monotonic() >= deadline):
+                    apply_many(cur, tables, whole)
+                    whole = []
                     cur.execute("COMMIT")
                     rows += batch
                     on_commit(applied, rows)
@@ -129,6 +134,7 @@ def tail(settings: dict[str, Any], server_id: int, schema: str, tables: dict[str
         else:
             # The end of what is written; changes without their commit are not applied (a
             # later tail reads them again from ``applied``).
+            apply_many(cur, tables, whole)
             cur.execute("COMMIT")
             rows += batch
             if applied != told:

@@ -77,12 +77,13 @@ class Table:
         return f"INSERT IGNORE INTO {self.ident} ({self._cols()}) VALUES " + \
             ", ".join([row] * n)
 
-    def replace(self) -> str:
-        return f"REPLACE INTO {self.ident} ({self._cols()}) VALUES (" + \
-            ", ".join(["%s"] * len(self.columns)) + ")"
+    def replace(self, n: int = 1) -> str:
+        row = "(" + ", ".join(["%s"] * len(self.columns)) + ")"
+        return f"REPLACE INTO {self.ident} ({self._cols()}) VALUES " + ", ".join([row] * n)
 
-    def delete(self) -> str:
-        return f"DELETE FROM {self.ident} WHERE {self._keys()} = {self._tuple()}"
+    def delete(self, n: int = 1) -> str:
+        return f"DELETE FROM {self.ident} WHERE {self._keys()} IN (" + \
+            ", ".join([self._tuple()] * n) + ")"
 
     def key_of(self, row: Sequence[Any]) -> tuple[Any, ...]:
         return tuple(row[i] for i in self.key_pos)
@@ -129,18 +130,46 @@ class Change:
     after: tuple[Any, ...] | None
 
 
-def apply(cur: Any, t: Table, change: Change) -> None:
-    """Replay one change: always overwrite. An update that moved the key deletes the old
-    key first, so the old row does not linger on the target."""
-    if change.kind == "delete":
-        assert change.before is not None
-        cur.execute(t.delete(), list(t.key_of(change.before)))
-        return
-    assert change.after is not None
-    if change.kind == "update" and change.before is not None and \
-            t.key_of(change.before) != t.key_of(change.after):
-        cur.execute(t.delete(), list(t.key_of(change.before)))
-    cur.execute(t.replace(), list(change.after))
+#: Rows per replay statement: one round trip per run instead of per row.
+RUN_ROWS = 500
+
+
+def apply_many(cur: Any, tables: dict[str, Table], changes: Sequence[Change]) -> None:
+    """Replay changes in order, as few statements as order allows: consecutive REPLACEs of
+    one table go in one multi-row REPLACE (rows apply in order, so the last image of a key
+    wins) and consecutive DELETEs in one ``IN`` list (their order does not matter); a change
+    of kind or table ends the run, so a delete and a later re-insert stay in order."""
+    run: list[tuple[Any, ...]] = []
+    run_of: tuple[str, str] | None = None
+
+    def flush() -> None:
+        if run_of is None or not run:
+            return
+        t = tables[run_of[1]]
+        if run_of[0] == "replace":
+            cur.execute(t.replace(len(run)), [v for r in run for v in r])
+        else:
+            cur.execute(t.delete(len(run)), [v for k in run for v in k])
+        run.clear()
+
+    for ch in changes:
+        t = tables[ch.table]
+        ops: list[tuple[str, tuple[Any, ...]]] = []
+        if ch.kind == "delete":
+            assert ch.before is not None
+            ops.append(("delete", t.key_of(ch.before)))
+        else:
+            assert ch.after is not None
+            if ch.kind == "update" and ch.before is not None and \
+                    t.key_of(ch.before) != t.key_of(ch.after):
+                ops.append(("delete", t.key_of(ch.before)))
+            ops.append(("replace", ch.after))
+        for kind, vals in ops:
+            if (kind, ch.table) != run_of or len(run) >= RUN_ROWS:
+                flush()
+                run_of = (kind, ch.table)
+            run.append(vals)
+    flush()
 
 
 def copy_rows(cur: Any, t: Table, rows: Sequence[Sequence[Any]]) -> None:

@@ -94,12 +94,14 @@ class World:
         else:
             self.copy_done = True
 
-    def tail_from(self, start: Pos) -> None:
+    def tail_from(self, start: Pos, batch_rows: int) -> None:
+        """``batch_rows`` 1: every source transaction in its own target transaction (a
+        checkpoint each); large: all in one, the replay's statements grouped across them."""
         def on_commit(pos: Pos, _: int) -> None:
             self.checkpoints.append(pos)
 
         result = tail(settings_of(self.src_p), 77_000 + len(self.checkpoints), "orders",
-                      {"kv": KV}, start, self.dst, on_commit, batch_rows=1)
+                      {"kv": KV}, start, self.dst, on_commit, batch_rows=batch_rows)
         self.applied = max(self.applied, result.applied)
 
     def op(self, step: tuple[Any, ...]) -> None:
@@ -116,9 +118,9 @@ class World:
         elif kind == "copy":
             self.copy()
         elif kind == "log":
-            self.tail_from(self.applied)
+            self.tail_from(self.applied, 10_000)
         elif kind == "redeliver":  # from an older checkpoint: duplicates, old after new
-            self.tail_from(self.checkpoints[step[1] % len(self.checkpoints)])
+            self.tail_from(self.checkpoints[step[1] % len(self.checkpoints)], 1)
 
 
 KEY = st.sampled_from(list(KEYS))
@@ -140,7 +142,7 @@ def run(world: World, steps: list[tuple[Any, ...]]) -> None:
     for _ in range(len(KEYS) + 2):  # the copy ends (bounded: one key per chunk)
         world.copy()
     assert world.copy_done
-    world.tail_from(world.applied)
+    world.tail_from(world.applied, 10_000)
     assert rows(world.dst) == rows(world.src)
 
 
@@ -154,6 +156,9 @@ def run(world: World, steps: list[tuple[Any, ...]]) -> None:
     ("delete->log->copy", [("delete", 1), ("log",), ("copy",)]),
     ("copy past 4, move 4->3 behind the cursor", [("copy",), ("copy",), ("copy",),
                                                   ("move", 4, 3), ("log",)]),
+    ("delete, re-insert, delete in one replay batch", [
+        ("copy",), ("delete", 1), ("insert", 1, "y"), ("update", 1, "yy"), ("delete", 2),
+        ("insert", 2, "q"), ("delete", 1), ("log",)]),
     ("insert->delete->log->redeliver", [("insert", 3, "c"), ("delete", 3), ("log",),
                                         ("copy",), ("copy",), ("redeliver", 0)]),
 ])
