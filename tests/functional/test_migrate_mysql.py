@@ -4,7 +4,13 @@ writer doing inserts, updates and deletes while the migration copies and tails t
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import signal
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +22,7 @@ import pytest
 from components.migrate import Migration, MigrationError, Phase, open_migration
 from components.sandbox.mariadb import APP, MariaPair, MariaUnavailable, mariadb_bin
 from components.sandbox.migrate_demo_mysql import solo, url
+from tests.conftest import ROOT
 
 try:
     mariadb_bin()
@@ -257,3 +264,57 @@ def test_crash_mid_copy_resumes_from_the_checkpoint_under_a_writer(
     assert out["mismatches"] == 0
     assert state_of(src) == state_of(dst)
 
+
+
+def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "components", "migrate", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def record(state: Path) -> tuple[str | None, dict[str, Any]]:
+    try:
+        with sqlite3.connect(state, timeout=5) as db:
+            row = db.execute("SELECT phase, data FROM migrations WHERE id = 'orders'").fetchone()
+    except sqlite3.Error:
+        return None, {}
+    return (None, {}) if row is None else (str(row[0]), json.loads(row[1]))
+
+
+@pytest.mark.parametrize("kill_in", ["backfill", "verify"])
+def test_sigkilled_cli_runner_resumes_and_cuts_over_under_a_writer(
+        dbs: tuple[MariaPair, MariaPair], tmp_path: Path, kill_in: str) -> None:
+    src, dst = dbs
+    state = tmp_path / "state.sqlite"
+    base = ["--id", "orders", "--source", url(src), "--target", url(dst),
+            "--state", f"sqlite:///{state}"]
+    with Writer(src, seed=4) as w:
+        proc = subprocess.Popen([sys.executable, "-W", "ignore", "-m", "components", "migrate",
+                                 "start", *base, "--lease-s", "2", "--poll-s", "0.1"],
+                                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                phase, data = record(state)
+                copied = (data.get("copy") or {}).get("items", {}).get("rows", 0)
+                if phase == kill_in and (kill_in != "backfill" or copied >= 4000):
+                    break
+                time.sleep(0.01)
+            assert record(state)[0] == kill_in
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+        out = cli("start", *base, "--until", "verify", "--lease-s", "2", "--poll-s", "0.1",
+                  "--json")
+        assert out.returncode == 0, out.stderr
+        doc = json.loads(out.stdout)
+        assert doc["phase"] == "verify" and doc["mismatches"] == 0 and doc["token"] >= 2
+        w.stop()
+        assert w.errors == []
+    out = cli("cutover", *base, "--writes-stopped", "--max-freeze-s", "10", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["phase"] == "reverse-sync" and doc["mismatches"] == 0
+    assert state_of(src) == state_of(dst)
+    assert (read_only(src), read_only(dst)) == ("1", "0")
