@@ -13,8 +13,9 @@ unfence the target. Rollback replays the target's binlog back to the source from
 
 The fence is server-wide ``read_only``: it binds every user without SUPER (MySQL) or
 READ_ONLY ADMIN (MariaDB), which is the application; the migration's own user needs those
-to replay into a fenced side. The target is fenced from capture until cutover, so there is
-never a second writable side.
+to replay into a fenced side. ``super_read_only`` (MySQL) would bind that user too, so it is
+lifted on the side being replayed into (``read_only`` stays) and set again at finalize. The
+target is fenced from capture until cutover, so there is never a second writable side.
 """
 
 from __future__ import annotations
@@ -273,6 +274,7 @@ class MySQLAdapter:
             ctx.tick(applied=str(pos), replayed_rows=rows)
 
         ep = self.source if primary == "source" else self.target
+        self._replay_allowed(replica)
         result = tail(self._settings(primary), self._server_ids[primary], ep.database,
                       self._table_map(ctx), start, self._c(replica), on_commit,
                       batch_rows=self.batch_rows, deadline=deadline)
@@ -412,7 +414,6 @@ class MySQLAdapter:
         goal = self._now("source")
         started = time.monotonic()
         ctx.save(freeze={"pos": str(goal), "at": time.time()})
-        self._replay_allowed("target")
         if not self._drain_to(ctx, "source", goal, deadline):
             raise Overrun(f"the drain to the freeze position {goal} overran max_freeze_s")
         ctx.save(freeze={"pos": str(goal), "at": time.time(),
@@ -422,7 +423,6 @@ class MySQLAdapter:
         self._fence(ctx, "source")
         # A write that slipped in after the final verify (the caller said writes were
         # stopped) is carried over before the direction turns, not lost.
-        self._replay_allowed("target")
         goal = self._now("source")
         if not self._drain_to(ctx, "source", goal, time.monotonic() + self.drain_timeout_s):
             raise MigrationError("the source's last writes were not applied to the target "
@@ -437,7 +437,6 @@ class MySQLAdapter:
 
     def rollback(self, ctx: Context, deadline: float) -> VerifyResult | None:
         self._fence(ctx, "target")
-        self._replay_allowed("source")
         if not self._drain_to(ctx, "target", self._now("target"), deadline):
             self._unfence(ctx, "target")
             raise Overrun("the reverse drain overran max_freeze_s; the target is writable "
@@ -451,7 +450,9 @@ class MySQLAdapter:
         return None
 
     def finalize(self, ctx: Context) -> None:
-        """Nothing lives on the servers (the tail is a client): the old source stays fenced."""
+        """Nothing lives on the servers (the tail is a client). The old source stays fenced,
+        with super_read_only again where the server has it (the reverse replay lifted it)."""
+        self._fence(ctx, "source")
         ctx.save(finalized_at=time.time())
 
     def abort(self, ctx: Context) -> None:

@@ -135,6 +135,11 @@ def tail(settings: dict[str, Any], server_id: int, schema: str, tables: dict[str
             # The end of what is written; changes without their commit are not applied (a
             # later tail reads them again from ``applied``).
             apply_many(cur, tables, whole)
+            if not pending:
+                # Events after the last commit that are not row changes (DDL elsewhere, a
+                # rotation, checkpoints) are passed too: else a drain to the server's
+                # position would wait for a commit that never comes.
+                applied = max(applied, Pos.of(stream.log_file, stream.log_pos))
             cur.execute("COMMIT")
             rows += batch
             if applied != told:

@@ -183,6 +183,25 @@ def test_any_interleaving_with_redelivery_ends_equal(pair: tuple[MariaPair, Mari
         w.close()
 
 
+def test_applied_position_passes_events_that_are_not_row_changes(
+        pair: tuple[MariaPair, MariaPair]) -> None:
+    """A drain waits until the applied position reaches the server's: a DDL statement (or a
+    rotation) after the last commit must not leave the applied position short of it."""
+    w = World(*pair)
+    try:
+        w.op(("update", 1, "z"))
+        w.app.cursor().execute("CREATE DATABASE IF NOT EXISTS unrelated")
+        w.app.cursor().execute("FLUSH BINARY LOGS")
+        w.app.cursor().execute("CREATE TABLE IF NOT EXISTS unrelated.t (k INT PRIMARY KEY)")
+        with w.src.cursor() as cur:
+            goal = master_pos(cur)
+        w.tail_from(w.applied, 10_000)
+        assert w.applied >= goal
+        run(w, [])
+    finally:
+        w.close()
+
+
 def test_source_write_waits_until_the_copied_chunk_is_on_the_target(
         pair: tuple[MariaPair, MariaPair]) -> None:
     """The FOR UPDATE lock (Ghostferry #169): while a chunk is being written to the target,
