@@ -36,6 +36,10 @@ def make_adapter(mid: str, source: str, target: str, **options: Any) -> Adapter:
         from components.migrate.dynamodb import DynamoDBAdapter
 
         return DynamoDBAdapter(migration_id(mid), src, tgt, **options)
+    if src.kind == "mysql":
+        from components.migrate.mysql import MySQLAdapter
+
+        return MySQLAdapter(migration_id(mid), src, tgt, **options)
     from components.migrate.postgres import PostgresAdapter
 
     return PostgresAdapter(migration_id(mid), src, tgt, **options)

@@ -48,8 +48,10 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     for name in SUBCOMMANDS:
         p = msub.add_parser(name, parents=[common], help=_HELP[name], description=_HELP[name])
         p.add_argument("--id", required=True, help="migration id: lowercase letters, digits, _")
-        p.add_argument("--source", required=True, help="postgresql://USER:PASSWORD@HOST:PORT/DB")
-        p.add_argument("--target", required=True, help="postgresql://USER:PASSWORD@HOST:PORT/DB")
+        p.add_argument("--source", required=True, help="postgresql:// or mysql://"
+                       "USER:PASSWORD@HOST:PORT/DB")
+        p.add_argument("--target", required=True, help="postgresql:// or mysql://"
+                       "USER:PASSWORD@HOST:PORT/DB")
         p.add_argument("--state", default=None,
                        help="state store: sqlite:///PATH (default sqlite:///.standby/"
                             "migrate.sqlite, under the current directory) or "

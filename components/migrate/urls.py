@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 ENDPOINT_FORMS = ("postgresql://USER:PASSWORD@HOST:PORT/DB, mysql://USER:PASSWORD@HOST:PORT/DB, "
                   "dynamodb://TABLE?region=REGION&endpoint_url=URL, "
                   "s3://BUCKET/PREFIX?region=REGION&endpoint_url=URL")
-SUPPORTED = ("postgresql", "dynamodb")
+SUPPORTED = ("postgresql", "mysql", "dynamodb")
 STATE_FORMS = "sqlite:///RELATIVE/PATH, sqlite:////ABSOLUTE/PATH (default " \
               "sqlite:///.standby/migrate.sqlite) or dynamodb://TABLE?region=REGION" \
               "[&endpoint_url=http://HOST:PORT]"
@@ -26,7 +26,7 @@ class UrlError(ValueError):
 
 @dataclass(frozen=True)
 class Endpoint:
-    kind: str  # postgresql
+    kind: str  # postgresql or mysql
     url: str  # as given, with the password: only ever passed to the driver
     host: str
     port: int
@@ -43,7 +43,7 @@ class Endpoint:
         user = parts.username or ""
         netloc = f"{user}@" if user else ""
         netloc += f"{self.host}:{self.port}"
-        return urlunsplit(("postgresql", netloc, parts.path, parts.query, ""))
+        return urlunsplit((self.kind, netloc, parts.path, parts.query, ""))
 
 
 def _shown(value: str) -> str:
@@ -69,24 +69,28 @@ def endpoint(value: str, what: str = "--source") -> Endpoint:
         scheme = "postgresql"
     if scheme == "dynamodb":
         return dynamodb_endpoint(value, what)
-    if scheme in ("mysql", "mariadb", "dynamodb", "s3"):
+    if scheme == "mariadb":  # one engine, one protocol
+        scheme = "mysql"
+    if scheme == "s3":
         raise UrlError(f"{bad}: {scheme} migrations are not built yet; allowed now: "
-                       "postgresql://USER:PASSWORD@HOST:PORT/DB")
-    if scheme != "postgresql":
+                       "postgresql://USER:PASSWORD@HOST:PORT/DB, "
+                       "mysql://USER:PASSWORD@HOST:PORT/DB, dynamodb://TABLE?region=REGION")
+    if scheme not in SUPPORTED:
         raise UrlError(f"{bad}: unknown scheme {scheme!r}; allowed: {ENDPOINT_FORMS}")
+    form = f"{scheme}://USER:PASSWORD@HOST:PORT/DB"
     try:
         parts = urlsplit(value)
-        port = parts.port or 5432
+        port = parts.port or (5432 if scheme == "postgresql" else 3306)
     except ValueError:
-        raise UrlError(f"{bad}: the port is not a number in 1..65535; allowed: "
-                       "postgresql://USER:PASSWORD@HOST:PORT/DB") from None
+        raise UrlError(f"{bad}: the port is not a number in 1..65535; allowed: {form}") from None
     database = unquote(parts.path.lstrip("/"))
     if not parts.hostname or not database or "/" in database or port == 0:
-        raise UrlError(f"{bad}: a host and a database are required; allowed: "
-                       "postgresql://USER:PASSWORD@HOST:PORT/DB")
+        raise UrlError(f"{bad}: a host and a database are required; allowed: {form}")
     if parts.fragment:
-        raise UrlError(f"{bad}: no #fragment; allowed: postgresql://USER:PASSWORD@HOST:PORT/DB")
-    return Endpoint("postgresql", value, parts.hostname, port, database)
+        raise UrlError(f"{bad}: no #fragment; allowed: {form}")
+    if scheme == "mysql" and (parts.query or not parts.username):
+        raise UrlError(f"{bad}: a user and no ?options; allowed: {form}")
+    return Endpoint(scheme, value, parts.hostname, port, database)
 
 
 def state_path(value: str | None, base: Path | None = None) -> Path:

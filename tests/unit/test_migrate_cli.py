@@ -28,8 +28,9 @@ def base(tmp_path: Path, port: int = 1) -> list[str]:
 
 @pytest.mark.parametrize("args,match", [
     (["--id", "Bad-Id"], "--id 'Bad-Id'; allowed: 1-40 characters"),
-    (["--source", "mysql://u:pw@127.0.0.1/db"], "mysql migrations are not built yet"),
+    (["--source", "mysql://u:pw@127.0.0.1/db"], "--source is mysql and --target is postgresql"),
     (["--target", "s3://bucket/prefix"], "s3 migrations are not built yet"),
+    (["--source", "mysql://u:pw@127.0.0.1/db?ssl=1"], "a user and no ?options"),
     (["--state", "dynamodb://tbl"], "region= is required"),
     (["--state", "/tmp/s.sqlite"], "allowed: sqlite:///RELATIVE/PATH"),
 ])

@@ -113,7 +113,7 @@ def test_one_pending_request_at_a_time(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("url,match", [
-    ("mysql://u:p@h/db", "not built yet; allowed now: postgresql://"),
+    ("s3://bucket/prefix", "not built yet; allowed now: postgresql://"),
     ("ftp://h/db", "unknown scheme 'ftp'"),
     ("postgresql://h:99999/db", "port"),
     ("postgresql://h:5432/", "a host and a database are required"),
