@@ -298,6 +298,10 @@ def _ops(args: argparse.Namespace) -> int:
         print(f"standby: error: {exc} (is the stack deployed, and are the credentials and "
               "--endpoint-url right?)", file=sys.stderr)
         return EXIT_FAILED
+    return _outcomes(args, outcomes)
+
+
+def _outcomes(args: argparse.Namespace, outcomes: list[Any]) -> int:
     failed = False
     for o in outcomes:
         mark = "switched" if o.switched else "not switched"
@@ -310,20 +314,17 @@ def _ops(args: argparse.Namespace) -> int:
 def _tencent_ops(args: argparse.Namespace, spec: Any) -> int:
     """``status`` from the monitors' SQL state store, found through its DSN secret in the
     control region (the operator's machine must reach the store: from the VPC, or a local
-    stand-in). ``--endpoint-url http://host:port`` sends the signed API calls there; COS is
-    not needed."""
+    stand-in); ``switch`` with the deployed monitor's environment (SCF GetFunction) and the
+    monitors' own switchers and lease. ``--endpoint-url http://host:port`` sends the signed
+    API calls there (COS calls: ``STANDBY_TENCENT_COS_ENDPOINT``)."""
     import os
 
     from components.runtime.config import StateRef
     from components.runtime.errors import ConfigError, RuntimeFailure
     from components.runtime.tencent import ops
-    from components.runtime.tencent.client import TencentApi
-    from components.tencent.naming import state_dsn_secret
+    from components.runtime.tencent.client import COS_ENDPOINT_ENV, TencentApi, TencentApiError
+    from components.tencent.naming import monitor_name, state_dsn_secret
 
-    if args.command != "status":
-        print("standby: error: switch on a cloud: tencent stack is not available yet; "
-              "allowed: status", file=sys.stderr)
-        return EXIT_BAD_INPUT
     endpoint = None
     if args.endpoint_url is not None:
         parts = urlsplit(args.endpoint_url)
@@ -342,9 +343,37 @@ def _tencent_ops(args: argparse.Namespace, spec: Any) -> int:
               "TENCENTCLOUD_SECRET_KEY (and TENCENTCLOUD_SESSION_TOKEN for a temporary key)",
               file=sys.stderr)
         return EXIT_BAD_INPUT
-    ref = StateRef("mysql", state_dsn_secret(spec.name), spec.data_standby_region)
+    # COS has its own API and address: a stand-in's comes from STANDBY_TENCENT_COS_ENDPOINT
+    # (host:port), as in the functions; without it COS calls go to myqcloud.com.
+    api = TencentApi(sid, key, token, endpoint=endpoint,
+                     cos_endpoint=env.get(COS_ENDPOINT_ENV) or None)
+    control = spec.data_standby_region
+    if args.command == "switch":
+        where = control if args.region is None else args.region
+        if where not in spec.all_regions:
+            print(f"standby: error: --region: {where!r}; allowed: "
+                  f"{', '.join(spec.all_regions)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        try:
+            monitor_env = ops.monitor_env(api, monitor_name(spec.name, args.layer, where),
+                                          where)
+            outcomes = ops.switch(api, monitor_env, args.to, args.reason, args.scope,
+                                  args.force)
+        except ConfigError as exc:
+            print(f"standby: error: the deployed monitor's configuration: {exc}",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except TencentApiError as exc:
+            print(f"standby: error: {exc} (is the stack deployed, and are the credentials "
+                  "and --endpoint-url right?)", file=sys.stderr)
+            return EXIT_FAILED
+        except RuntimeFailure as exc:
+            print(f"standby: refused: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        return _outcomes(args, outcomes)
+    ref = StateRef("mysql", state_dsn_secret(spec.name), control)
     try:
-        layers = ops.status(TencentApi(sid, key, token, endpoint=endpoint), ref, args.limit)
+        layers = ops.status(api, ref, args.limit)
     except ConfigError as exc:
         print(f"standby: error: the state store: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

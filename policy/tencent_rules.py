@@ -36,6 +36,11 @@ DNS_LAYER = "standby:tencent:DnsLayer"
 
 #: SES and SMS sends authorise at the service level only; nothing narrower exists.
 CAM_RESOURCE_WILDCARD_OK = frozenset({"ses:SendEmail", "sms:SendSms"})
+#: API action names that CAM authorises under another name. SCF's ``Invoke`` API is granted
+#: as ``scf:InvokeFunction`` ("Permission Management Overview", cloud.tencent.com/document/
+#: product/583/18014: ``InvokeFunction`` "triggers a function synchronously or
+#: asynchronously"); a policy naming ``scf:Invoke`` allows nothing.
+CAM_ACTION_FOR_API = {"scf:Invoke": "scf:InvokeFunction"}
 #: DNSPod record types (ModifyRecord RecordType) and statuses.
 RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "TXT", "NS", "SRV", "CAA")
 RECORD_STATUS = ("ENABLE", "DISABLE")
@@ -174,6 +179,8 @@ def tencent_regions_differ(resources: Sequence[Res]) -> list[Violation]:
 
 def tencent_buckets_versioned_and_replicated(resources: Sequence[Res]) -> list[Violation]:
     out: list[Violation] = []
+    enabled: set[str] = set()
+    topologies: dict[str, Res] = {}
     for r in resources:
         tags = r.props.get("tags")
         if r.type != COS_BUCKET or not isinstance(tags, Mapping) or "standby:topology" not in tags:
@@ -181,12 +188,23 @@ def tencent_buckets_versioned_and_replicated(resources: Sequence[Res]) -> list[V
         if r.props.get("versioningEnable") is not True:
             out.append(Violation(f"{r.name}: versioning_enable is not true (COS replication "
                                  "needs versioning on both buckets)", r.urn))
+        # The standby's rule is Disabled until a failover reverses the direction
+        # (cos_replication), so a rule of either status counts here; the pair needs one
+        # Enabled (below).
         rules = [x for x in _as_list(r.props.get("replicaRules")) if isinstance(x, Mapping)]
-        if not any(x.get("status") == "Enabled" and x.get("destinationBucket") for x in rules):
-            out.append(Violation(f"{r.name}: no enabled replica rule; a failover would lose "
-                                 "objects (set storage.replication: true)", r.urn))
+        if not any(x.get("status") in ("Enabled", "Disabled") and x.get("destinationBucket")
+                   for x in rules):
+            out.append(Violation(f"{r.name}: no replica rule; a failover would lose objects "
+                                 "(set storage.replication: true)", r.urn))
         elif not r.props.get("replicaRole"):
             out.append(Violation(f"{r.name}: replica rules without replica_role", r.urn))
+        if any(x.get("status") == "Enabled" for x in rules):
+            enabled.add(str(tags["standby:topology"]))
+        topologies.setdefault(str(tags["standby:topology"]), r)
+    for topology, first in topologies.items():
+        if topology not in enabled:
+            out.append(Violation(f"{topology}: no bucket has an enabled replica rule; nothing "
+                                 "replicates to the standby", first.urn))
     return out
 
 
@@ -229,10 +247,24 @@ def _needed(target: Mapping[str, Any], env: Mapping[str, Any]) -> list[tuple[str
                 ("cdb:ModifyDBInstanceReadOnlyStatus",
                  f"qcs::cdb:{target.get('primary_region')}:",
                  f":instanceId/{ids.get('primary')}")]
+    if kind == "cos_replication":
+        buckets = target.get("buckets") if isinstance(target.get("buckets"), Mapping) else {}
+        assert isinstance(buckets, Mapping)
+        return [(action, f"qcs::cos:{b.get('region')}:", f":{b.get('bucket')}/")
+                for b in buckets.values() if isinstance(b, Mapping)
+                for action in ("cos:PutBucketReplication", "cos:GetBucketReplication")]
     if kind in ("tencent_pointer", "tencent_pointer_all"):
         return [("ssm:GetSecretValue", f"qcs::ssm:{env.get('STANDBY_STATE_REGION')}:",
                  f"/{env.get('STANDBY_STATE_DSN_SECRET')}")]
     return [("?", "", "")]
+
+
+def _probe_needed(probe: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """A probe's CAM needs; only kinds whose call authorises on a named resource."""
+    if probe.get("kind") == "scf_invoke":
+        return [("scf:InvokeFunction", f"qcs::scf:{probe.get('region')}:",
+                 f":namespace/{probe.get('namespace')}/function/{probe.get('function')}")]
+    return []
 
 
 def _cam_allows(statements: list[Mapping[str, Any]], action: str, prefix: str,
@@ -307,7 +339,8 @@ def tencent_monitor_alerts_allowed(resources: Sequence[Res]) -> list[Violation]:
 
 def tencent_switchable_layers_monitored(resources: Sequence[Res]) -> list[Violation]:
     """Every switchable layer has monitors, and each monitor's CAM policy allows the switch
-    action on each target its STANDBY_SWITCH names."""
+    action on each target its STANDBY_SWITCH names and the call of each probe that
+    authorises on a named resource (``scf_invoke``)."""
     by_urn = {r.urn: r for r in resources}
     role_ids, attached = _role_statements(resources)
     out: list[Violation] = []
@@ -347,6 +380,28 @@ def tencent_switchable_layers_monitored(resources: Sequence[Res]) -> list[Violat
                                 f"{fn.name}: the {layer} monitor may not {action} on "
                                 f"{prefix}...{suffix} ({target.get('kind')} "
                                 f"{target.get('scope')}), so it cannot switch", fn.urn))
+                probes = _json(env.get("STANDBY_PROBES"))
+                for probe in probes if isinstance(probes, list) else []:
+                    if not isinstance(probe, Mapping):
+                        continue
+                    for action, prefix, suffix in _probe_needed(probe):
+                        if not _cam_allows(statements, action, prefix, suffix):
+                            out.append(Violation(
+                                f"{fn.name}: the {layer} monitor may not {action} on "
+                                f"{prefix}...{suffix} (probe {probe.get('kind')} "
+                                f"{probe.get('scope')}), so its vote is blind", fn.urn))
+    return out
+
+
+def documented_cam_actions(res: Res) -> list[str]:
+    if res.type != CAM_POLICY:
+        return []
+    out: list[str] = []
+    for st in _cam_statements(res.props.get("document")):
+        for a in (str(a).removeprefix("name/") for a in _as_list(st.get("action"))):
+            if a in CAM_ACTION_FOR_API:
+                out.append(f"CAM action {a!r} is an API name, not a CAM action, and allows "
+                           f"nothing; allowed: {CAM_ACTION_FOR_API[a]!r} (doc 583/18014)")
     return out
 
 
@@ -354,6 +409,10 @@ TENCENT_RESOURCE_RULES: dict[str, tuple[str, ResourceRule]] = {
     "tencent-no-wildcard-cam": (
         "CAM policies name their actions; resource '*' only for SES/SMS sends",
         no_wildcard_cam,
+    ),
+    "tencent-documented-cam-actions": (
+        "CAM policies use the documented CAM action names (scf:InvokeFunction for Invoke)",
+        documented_cam_actions,
     ),
     "tencent-valid-enum-values": (
         "DNSPod lines, record types and statuses, SCF runtimes, 7-field timer crons, http "

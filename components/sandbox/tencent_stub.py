@@ -21,8 +21,8 @@ What it checks, in the gateway's order (doc: "Signature v3", cloud.tencent.com/d
    ``InvalidParameterValue``, ``UnknownParameter``).
 4. CAM: the secret id's policy (``{"version": "2.0", "statement": [{"effect", "action",
    "resource"}]}``; an explicit deny wins, no matching allow is a deny) must allow
-   ``name/<service>:<Action>`` on the resource the handler names
-   (``AuthFailure.UnauthorizedOperation``).
+   ``name/<service>:<Action>`` (or the action's documented CAM name, ``Action.cam``) on the
+   resource the handler names (``AuthFailure.UnauthorizedOperation``).
 
 It answers HTTP 200 with ``Content-Type: application/json`` exactly (the SDK parses error
 bodies only for that type) and ``{"Response": {..., "RequestId"}}``. It counts every request
@@ -166,6 +166,10 @@ class Action:
     run: Callable[[Request], dict[str, Any]]
     resource: Callable[[Request], str]
     regional: bool = True
+    cam: str | None = None
+    """The CAM action name when it is not the API action's own (SCF ``Invoke`` is authorised
+    as ``scf:InvokeFunction``: "Permission Management Overview", cloud.tencent.com/document/
+    product/583/18014, lists ``InvokeFunction`` for sync and async triggering)."""
 
 
 @dataclass
@@ -343,10 +347,10 @@ class TencentStub:
         check_params(params, action.schema)
         req = Request(action.name, service, region, params, key.uin, secret_id)
         resource = action.resource(req)
-        if not allowed(key.policy, f"name/{service}:{action.name}", resource):
+        cam = f"name/{service}:{action.cam or action.name}"
+        if not allowed(key.policy, cam, resource):
             raise ApiError("AuthFailure.UnauthorizedOperation",
-                           f"{secret_id} is not authorized to perform name/{service}:"
-                           f"{action.name} on {resource}")
+                           f"{secret_id} is not authorized to perform {cam} on {resource}")
         with self._lock:
             self.calls.append((secret_id, service, action.name))
         return action.run(req)

@@ -40,6 +40,8 @@ class Function:
     handler: Callable[[Any], Any]
     """Called with the decoded event; its return value is the result, an exception the
     function error."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Its environment variables (GetFunction ``Environment.Variables``)."""
 
 
 @dataclass
@@ -103,8 +105,9 @@ class Services:
         return rid
 
     def add_function(self, region: str, name: str, handler: Callable[[Any], Any],
-                     namespace: str = "default") -> None:
-        self.functions[(region, namespace, name)] = Function(region, namespace, name, handler)
+                     namespace: str = "default", env: dict[str, str] | None = None) -> None:
+        self.functions[(region, namespace, name)] = Function(region, namespace, name, handler,
+                                                             dict(env or {}))
 
     def add_domain(self, region: str, domain: str, endpoints: list[dict[str, Any]],
                    protocol: str = "HTTP") -> None:
@@ -185,6 +188,17 @@ class Services:
             raise ApiError("ResourceNotFound.Function",
                            f"function {namespace}/{name} does not exist in {region}")
         return fn
+
+    def get_function(self, req: Request) -> dict[str, Any]:
+        """SCF GetFunction, API 2018-04-16 (doc 583/18584 "GetFunction"): FunctionName required;
+        Qualifier, Namespace, ShowCode (TRUE|FALSE). Answers the configuration; only the
+        fields the run time reads are filled (``Environment.Variables`` as Key/Value)."""
+        p = req.params
+        fn = self._function(req.region, p.get("Namespace", "default"), p["FunctionName"])
+        return {"FunctionName": fn.name, "Namespace": fn.namespace, "Status": "Active",
+                "Qualifier": p.get("Qualifier", "$LATEST"), "Runtime": "Python3.10",
+                "Environment": {"Variables": [{"Key": k, "Value": v}
+                                              for k, v in sorted(fn.env.items())]}}
 
     def invoke(self, req: Request) -> dict[str, Any]:
         """SCF Invoke, API 2018-04-16 (doc page "Invoke"): FunctionName, InvocationType
@@ -377,7 +391,11 @@ class Services:
                     "Qualifier": P(s), "ClientContext": P(s),
                     "LogType": P(s, False, ("None", "Tail")), "Namespace": P(s),
                     "RoutingKey": P(s)},
-                   self.invoke, fn_res),
+                   self.invoke, fn_res, cam="InvokeFunction"),
+            Action("scf", SCF, "GetFunction",
+                   {"FunctionName": P(s, True), "Qualifier": P(s), "Namespace": P(s),
+                    "ShowCode": P(s, False, ("TRUE", "FALSE"))},
+                   self.get_function, fn_res),
             Action("scf", SCF, "GetCustomDomain", {"Domain": P(s, True)},
                    self.get_custom_domain, res("scf", "customdomain", "Domain")),
             Action("scf", SCF, "UpdateCustomDomain",

@@ -1,4 +1,4 @@
-"""The data layer: CDB primary with a cross-region DR instance, and COS buckets both ways.
+"""The data layer: CDB primary with a cross-region DR instance, and a COS bucket per side.
 
 The DR instance is made with the standby region's provider (``mysql.DrInstance`` with
 ``master_region``); at run time the data monitor calls ``SwitchDrInstanceToMaster`` in the
@@ -6,8 +6,10 @@ DR region (switch kind ``cdb_dr_switch``), never at deploy time (``mysql.DrInsta
 switches once, on create, and is not used). Tencent has no cross-region PostgreSQL
 promotion, so the spec refuses that engine with a standby region.
 
-COS replication needs versioning on both buckets; each bucket replicates to the other so a
-failback loses no object. Its lag has no published bound: the budget states it as best effort.
+COS replication needs versioning on both buckets. The active side's bucket is the source:
+the primary's rule is Enabled, the standby's (back to the primary) Disabled, and the data
+monitor reverses them on a failover (switch kind ``cos_replication``), so Pulumi ignores the
+rules after creation. Its lag has no published bound: the budget states it as best effort.
 """
 
 from __future__ import annotations
@@ -99,7 +101,8 @@ class DataLayer(pulumi.ComponentResource):
                 rules = []
                 if storage.replication:
                     rules = [cos.BucketReplicaRuleArgs(
-                        id=f"to-{region_short(other)}", status="Enabled",
+                        id=f"to-{region_short(other)}",
+                        status="Enabled" if r == self.primary_region else "Disabled",
                         destination_bucket=f"qcs::cos:{other}::{names[other]}",
                     )]
                 self.buckets[r] = cos.Bucket(
@@ -111,9 +114,11 @@ class DataLayer(pulumi.ComponentResource):
                     replica_rules=rules or None,
                     force_clean=False,
                     tags=tags,
-                    opts=pulumi.ResourceOptions(parent=self, provider=providers[r]),
+                    opts=pulumi.ResourceOptions(parent=self, provider=providers[r],
+                                                ignore_changes=["replicaRules"]),
                 )
             self.bucket_names = names
+            self.replica_role = f"qcs::cam::uin/{owner}:uin/{owner}"
         self.register_outputs({"buckets": self.bucket_names,
                                "db_secret_name": self.db_secret_name})
 

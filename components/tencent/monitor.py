@@ -30,14 +30,10 @@ from components.tencent._common import (
     type_token,
 )
 from components.tencent.control import ControlPlane
-from components.tencent.naming import scf_name
+from components.tencent.naming import monitor_name
 
 MONITOR_HANDLER = "components.runtime.tencent.monitor.handler"
 TIMEOUT_S = 30
-
-
-def monitor_name(topology: str, layer: str, region: str) -> str:
-    return scf_name(topology, "mon", layer, region)
 
 
 class LayerMonitor(pulumi.ComponentResource):

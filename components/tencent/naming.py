@@ -26,3 +26,8 @@ def state_dsn_secret(topology: str) -> str:
     """The SSM secret (in the control region) holding the state store's DSN; the monitors,
     the wrappers and ``standby status`` find the store through it."""
     return f"{topology}-standby-state-dsn"
+
+
+def monitor_name(topology: str, layer: str, region: str) -> str:
+    """The monitor function of ``layer`` in ``region`` (``standby switch`` reads its env)."""
+    return scf_name(topology, "mon", layer, region)

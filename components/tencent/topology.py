@@ -217,6 +217,16 @@ class TencentTopology:
         switch.append({"scope": "data", "kind": "tencent_pointer_all", "key": pointer_key("data"),
                        "values": {"primary": data.primary_region,
                                   "standby": data.standby_region}})
+        if len(data.bucket_names) == 2 and spec.storage.replication:
+            # After the pointer: the new side takes writes first, then its bucket becomes
+            # the replication source (cos_switch).
+            switch.append({"scope": "data", "kind": "cos_replication",
+                           "role": data.replica_role,
+                           "buckets": {data.side(r): {"region": r, "bucket": b}
+                                       for r, b in data.bucket_names.items()}})
+            policy.allow(["cos:GetBucketReplication", "cos:PutBucketReplication"],
+                         [bucket_resource(r, self.app_id, b)
+                          for r, b in data.bucket_names.items()])
         return probes, switch, policy
 
     def _cdb(self, region: str, instance_id: pulumi.Input[str]) -> pulumi.Output[str]:

@@ -36,7 +36,7 @@ MONITOR_POLICY = {"version": "2.0", "statement": [
                   f"qcs::ssm:{P}:uin/{UIN}:secret/creatorUin/{UIN}/shop-db-dsn"]},
     {"effect": "allow", "action": ["ssm:GetSecretValue"],
      "resource": [f"qcs::ssm:{S}:uin/{UIN}:secret/creatorUin/{UIN}/shop-standby-state-dsn"]},
-    {"effect": "allow", "action": ["scf:Invoke"],
+    {"effect": "allow", "action": ["scf:InvokeFunction"],
      "resource": [f"qcs::scf:{P}:uin/{UIN}:namespace/default/function/shop-wrap-*"]},
     {"effect": "allow", "action": ["cdb:DescribeDBInstances"],
      "resource": [f"qcs::cdb:{P}:uin/{UIN}:instanceId/cdb-p",

@@ -83,9 +83,6 @@ def test_status_refusals_exit_2_naming_what_is_wrong(
     https[4] = f"https://{stub.endpoint}"
     assert main(https) == 2
     assert "allowed on tencent: http://<host>:<port>" in capsys.readouterr().err
-    assert main(["switch", "--stack", "tencent-dev", "--project-dir", str(ROOT), "--layer",
-                 "data", "--to", "standby", "--reason", "drill"]) == 2
-    assert "switch on a cloud: tencent stack is not available yet" in capsys.readouterr().err
     monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", "wrong")
     assert main(status(stub)) == 2
     assert "AuthFailure.SignatureFailure" in capsys.readouterr().err

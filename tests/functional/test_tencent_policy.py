@@ -65,6 +65,13 @@ def _drop_action(action: str) -> Callable[[dict[str, Any]], None]:
     return _doc_edit(edit)
 
 
+def _rename_action(old: str, new: str) -> Callable[[dict[str, Any]], None]:
+    def edit(doc: dict[str, Any]) -> None:
+        for st in doc["statement"]:
+            st["action"] = [new if a == old else a for a in st["action"]]
+    return _doc_edit(edit)
+
+
 def _set(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
     return lambda props: props.__setitem__(key, value)
 
@@ -108,7 +115,10 @@ BREAKS: list[tuple[str, Callable[[Res], bool], Callable[[dict[str, Any]], None],
     ("tencent-buckets-versioned-and-replicated", _is("tencentcloud:Cos/bucket:Bucket"),
      _set("versioningEnable", False), "versioning_enable is not true"),
     ("tencent-buckets-versioned-and-replicated", _is("tencentcloud:Cos/bucket:Bucket"),
-     _set("replicaRules", []), "no enabled replica rule"),
+     _set("replicaRules", []), "no replica rule"),
+    ("tencent-switchable-layers-monitored",
+     _is("tencentcloud:Cam/policy:Policy", "monitor-data"),
+     _drop_action("cos:PutBucketReplication"), "may not cos:PutBucketReplication"),
     ("tencent-switchable-layers-monitored",
      _is("tencentcloud:Cam/policy:Policy", "monitor-data"),
      _drop_action("cdb:SwitchDrInstanceToMaster"), "may not cdb:SwitchDrInstanceToMaster"),
@@ -122,6 +132,13 @@ BREAKS: list[tuple[str, Callable[[Res], bool], Callable[[dict[str, Any]], None],
     ("tencent-switchable-layers-monitored",
      _is("tencentcloud:Cam/policy:Policy", "monitor-gateway"),
      _drop_action("scf:UpdateCustomDomain"), "may not scf:UpdateCustomDomain"),
+    # The deploy once granted scf:InvokeFunction while the stub authorised scf:Invoke; the
+    # documented CAM name is InvokeFunction (doc 583/18014), so the API name is refused.
+    ("tencent-documented-cam-actions", _is("tencentcloud:Cam/policy:Policy", "monitor-logic"),
+     _rename_action("scf:InvokeFunction", "scf:Invoke"), "'scf:Invoke' is an API name"),
+    ("tencent-switchable-layers-monitored",
+     _is("tencentcloud:Cam/policy:Policy", "monitor-gateway"),
+     _drop_action("scf:InvokeFunction"), "may not scf:InvokeFunction"),
     ("tencent-dns-ttl-within-budget", _is("tencentcloud:Dnspod/record:Record"),
      _set("ttl", 86400), "ttl 86400 s exceeds"),
 ]
@@ -195,3 +212,19 @@ def test_monitor_with_recipients_but_no_ses_sender_is_reported() -> None:
     found = check_all(resources)
     assert [n for n, _ in found] == ["tencent-monitor-alerts-allowed"], found
     assert "STANDBY_ALERT_SES (the approved sender) is missing" in found[0][1].message
+
+
+@pytest.mark.parametrize("stack", TENCENT_STACKS)
+def test_a_bucket_pair_with_no_enabled_rule_is_reported(stack: str) -> None:
+    """The standby's rule is Disabled by design now (cos_replication reverses it on a
+    failover); a pair where neither bucket replicates still fails the pack."""
+    resources = []
+    for r in _resources(stack):
+        if r.type == "tencentcloud:Cos/bucket:Bucket":
+            props = json.loads(json.dumps(dict(r.props)))
+            props["replicaRules"] = [dict(x, status="Disabled") for x in props["replicaRules"]]
+            r = dataclasses.replace(r, props=props)
+        resources.append(r)
+    found = check_all(resources)
+    assert [n for n, _ in found] == ["tencent-buckets-versioned-and-replicated"]
+    assert "no bucket has an enabled replica rule" in found[0][1].message

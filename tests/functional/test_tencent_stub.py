@@ -213,3 +213,30 @@ def test_cos_checks_its_own_sha1_signature_time_and_cam(stub: tuple[TencentStub,
     assert code(lambda: cos("AKIDadmin", "admin-key").get_object(
         Bucket="shop-1250000000", Key="a/b c")) == "RequestTimeTooSkewed"
     assert list(s.cos.buckets[("ap-guangzhou", "shop-1250000000")]) == ["a/b c"]
+
+
+def test_scf_invoke_is_authorised_as_invokefunction_like_the_deploy_grants(
+        stub: tuple[TencentStub, str]) -> None:
+    """The deploy grants ``scf:InvokeFunction`` (components/tencent); the stub used to ask for
+    ``scf:Invoke`` and refused the deployed roles. Doc "Permission Management Overview"
+    (cloud.tencent.com/document/product/583/18014) names ``InvokeFunction`` as the CAM action
+    for triggering a function, so the ``Invoke`` API is authorised under that name."""
+    from components.tencent._common import CamPolicyBuilder
+
+    s, ep = stub
+    fn = "qcs::scf:ap-guangzhou:uin/100000000001:namespace/default/function/shop-wrap"
+    s.services.add_function("ap-guangzhou", "shop-wrap", lambda event: {"echo": event})
+    deployed = CamPolicyBuilder().allow(["scf:InvokeFunction"], [fn]).actions()
+    s.add_key("AKIDdeployed", "k1", {"version": "2.0", "statement": [
+        {"effect": "allow", "action": deployed, "resource": [fn]}]})
+    s.add_key("AKIDapiname", "k2", {"version": "2.0", "statement": [
+        {"effect": "allow", "action": ["scf:Invoke"], "resource": [fn]}]})
+    params = {"FunctionName": "shop-wrap", "InvocationType": "RequestResponse",
+              "ClientContext": json.dumps({"x": 1})}
+    out = client(ep, "scf", "2018-04-16", "ap-guangzhou", sid="AKIDdeployed",
+                 key="k1").call_json("Invoke", params)
+    assert json.loads(out["Response"]["Result"]["RetMsg"]) == {"echo": {"x": 1}}
+    assert code_of(lambda: client(ep, "scf", "2018-04-16", "ap-guangzhou", sid="AKIDapiname",
+                                  key="k2").call_json("Invoke", params)
+                   ) == "AuthFailure.UnauthorizedOperation"
+    assert s.refused == {"AuthFailure.UnauthorizedOperation": 1}

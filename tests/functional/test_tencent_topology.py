@@ -122,7 +122,9 @@ def test_timer_cron_fires_at_least_every_interval(interval: int) -> None:
         timer_cron(301)
 
 
-def test_cos_buckets_are_versioned_and_replicate_both_ways() -> None:
+def test_cos_buckets_replicate_from_the_primary_with_the_reverse_rule_disabled() -> None:
+    """Both ways Enabled was the old deploy; the data monitor's cos_replication now makes
+    the active side the only source, so the standby's rule starts Disabled."""
     plan = _plan("tencent-dev")
     buckets = {str(b.region): b.inputs for b in _all(plan, "tencentcloud:Cos/bucket:Bucket")}
     assert sorted(buckets) == ["ap-guangzhou", "ap-shanghai"]
@@ -132,8 +134,15 @@ def test_cos_buckets_are_versioned_and_replicate_both_ways() -> None:
         assert this["versioningEnable"] is True
         assert this["replicaRole"] == "qcs::cam::uin/100000000001:uin/100000000001"
         [rule] = this["replicaRules"]
-        assert rule["status"] == "Enabled"
+        assert rule["status"] == ("Enabled" if this is gz else "Disabled")
         assert rule["destinationBucket"] == f"qcs::cos:{other_region}::{other['bucket']}"
+    [monitor] = [m for m in _monitors(plan) if m.inputs["environment"]["STANDBY_LAYER"] == "data"
+                 and m.region == "ap-shanghai"]
+    [rev] = [t for t in json.loads(monitor.inputs["environment"]["STANDBY_SWITCH"])
+             if t["kind"] == "cos_replication"]
+    assert rev["buckets"] == {"primary": {"region": "ap-guangzhou", "bucket": gz["bucket"]},
+                              "standby": {"region": "ap-shanghai", "bucket": sh["bucket"]}}
+    assert rev["role"] == gz["replicaRole"]
 
 
 def test_cdb_primary_with_a_cross_region_dr_instance() -> None:
@@ -245,6 +254,11 @@ def test_each_monitor_may_call_its_switch_action_on_its_targets(stack: str) -> N
             elif sw["kind"] == "cdb_dr_switch":
                 assert f"qcs::cdb:{sw['region']}:uin/100000000001:instanceId/" \
                     f"{sw['instance_ids']['standby']}" in allowed("cdb:SwitchDrInstanceToMaster")
+            elif sw["kind"] == "cos_replication":
+                for bucket in sw["buckets"].values():
+                    res = f"qcs::cos:{bucket['region']}:uid/1250000000:{bucket['bucket']}/"
+                    assert res in allowed("cos:PutBucketReplication")
+                    assert res in allowed("cos:GetBucketReplication")
             else:
                 assert sw["kind"] in ("tencent_pointer", "tencent_pointer_all")
                 assert [r for r in allowed("ssm:GetSecretValue")

@@ -48,6 +48,9 @@ SWITCHES = tuple(register_switch(k) for k in (
     SwitchKind("cdb_dr_switch",
                ("scope", "region", "primary_region", "instance_ids", "max_lag_s"),
                component="database", lag_guard=True),
+    # After a data failover the active side's COS bucket is the replication source
+    # (``cos_switch``); ``role`` is the replication Role, ``buckets`` {side: {region, bucket}}.
+    SwitchKind("cos_replication", ("scope", "role", "buckets"), component="bucket"),
 ))
 
 #: The SQL state store on TencentDB for MySQL, found through the SSM secret holding its DSN

@@ -176,6 +176,7 @@ class PointerSwitcher:
 
 
 def tencent_switchers(api: TencentApi, store: SqlStateStore) -> dict[str, Any]:
+    from components.runtime.tencent.cos_switch import CosReplicationSwitcher
     from components.runtime.tencent.db_switchers import CdbDrSwitcher
 
     return {
@@ -184,4 +185,5 @@ def tencent_switchers(api: TencentApi, store: SqlStateStore) -> dict[str, Any]:
         "tencent_pointer": PointerSwitcher(store),
         "tencent_pointer_all": PointerSwitcher(store),
         "cdb_dr_switch": CdbDrSwitcher(api),
+        "cos_replication": CosReplicationSwitcher(api),
     }
