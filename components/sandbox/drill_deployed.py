@@ -179,6 +179,8 @@ class DeployedDrill:
         steps: tuple[tuple[str, Side, str, str], ...] = (
             ("planned", "standby", w.secondary, w.primary),
             ("failback", "primary", w.primary, w.secondary))
+        if w.data.engine != "dynamodb":
+            steps = steps[:1]  # rds_promote is one way (default_faults)
         for key, to, region, old in steps:
             if key == "failback":
                 self.say(f"  then: {TITLES['failback']}")
@@ -194,6 +196,10 @@ class DeployedDrill:
             self.say(f"  acknowledged writes missing on {region}: {r.lost_writes}")
             w.data.rebuild(old, source=region)
             self._settle(30)
+        if w.data.engine != "dynamodb":
+            self.say(f"  no failback: the RDS promotion is one way; {w.primary} was rebuilt as "
+                     "a replica (re-protect), and switching back is a planned switchover of a "
+                     "re-deployed stack")
 
     def fault_database(self) -> None:
         w = self.w
@@ -291,9 +297,26 @@ def drill_differences(world: DeployedWorld, seconds_per_minute: float) -> list[s
 
 
 def default_faults(engine: str) -> tuple[str, ...]:
-    """Every fault the stack's data engine can take (a DynamoDB table cannot be killed
-    alone: its regional outage is the region fault's)."""
-    return tuple(f for f in FAULTS if engine != "dynamodb" or f != "database")
+    """Every fault the stack's data engine can take in one run.
+
+    A DynamoDB table cannot be killed alone (its regional outage is the region fault's). An
+    RDS promotion is one way (``rds_promote``: a promoted replica cannot become a replica
+    again; failback is a re-protect, a new replica, then a switch), so one run promotes once:
+    by the unplanned database fault by default, or by ``--faults planned``."""
+    if engine == "dynamodb":
+        return tuple(f for f in FAULTS if f != "database")
+    return tuple(f for f in FAULTS if f != "planned")
+
+
+def fault_conflict(engine: str, faults: tuple[str, ...]) -> str | None:
+    """Why ``faults`` cannot run in one drill on ``engine``, or None."""
+    if "database" in faults and engine == "dynamodb":
+        return ("database needs a SQL stack (a DynamoDB table cannot be killed alone); "
+                "allowed here: " + ", ".join(default_faults("dynamodb")))
+    if engine != "dynamodb" and "planned" in faults and "database" in faults:
+        return ("planned and database both promote the RDS replica, which is one way "
+                "(rds_promote: failback is a new replica, then a switch); choose one")
+    return None
 
 
 def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> int:
@@ -324,9 +347,9 @@ def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> i
     except StackFileError as exc:
         say(f"error: {exc}")
         return 2
-    if "database" in asked and engine == "dynamodb":
-        p.error("--faults: database needs a SQL stack (a DynamoDB table cannot be killed "
-                "alone); allowed here: " + ", ".join(default_faults("dynamodb")))
+    conflict = fault_conflict(engine, asked)
+    if conflict:
+        p.error(f"--faults: {conflict}")
     faults = asked or default_faults(engine)
     if engine != "dynamodb":
         from components.sandbox.pg import PgUnavailable, ensure_postgres
