@@ -277,7 +277,23 @@ class DeployedDrill:
             "failed_invocations": sum(1 for x in w.ran if not x.invocation.ok),
             "events": [{"t": e[0] - self.t0, "monitor": e[1], "scope": e[2], "what": e[3]}
                        for e in sorted(w.events)],
+            "unexpected_switches": self.unexpected_switches(),
         }
+
+    def unexpected_switches(self) -> list[str]:
+        """Switches no fault asked for: a monitor that failed over a healthy primary.
+
+        Every fault is injected in the primary region's primary side, so a monitor switch
+        before the first fault, or of the secondary region's scope at any time, moved a
+        healthy primary (the data layer's scope is the whole store, and its planned moves
+        are the operator's, not a monitor's)."""
+        w = self.w
+        first = min((r.injected for r in self.reports), default=float("inf"))
+        with w.lock:
+            events = sorted(w.events)
+        return [f"{who} switched {scope} at t={self.sim(t - self.t0):.1f} s ({what})"
+                for t, who, scope, what in events if what.startswith("switched")
+                and (t < first or scope == w.secondary)]
 
 
 def drill_differences(world: DeployedWorld, seconds_per_minute: float) -> list[str]:
