@@ -6,5 +6,6 @@ archive in a fresh interpreter with its own role's credentials (``lambda_runner.
 the monitors as their schedules say (``schedule.py``) and evaluates alarms as CloudWatch and
 Route 53 do (``alarms.py``). ``functions.py`` serves the Lambda Invoke API locally, with
 fault injection; ``edge.py`` stands in for the API Gateway and Route 53 data planes. The
-drill (``drill.py``, ``make demo``) still wires its world by hand (``drill_world.py``).
+drill (``drill_deployed.py``, ``make demo``) runs on that deployed world
+(``drill_deployed_world.py``); nothing in it is wired by hand.
 """

@@ -179,6 +179,8 @@ class DeployedDrill:
         steps: tuple[tuple[str, Side, str, str], ...] = (
             ("planned", "standby", w.secondary, w.primary),
             ("failback", "primary", w.primary, w.secondary))
+        if w.data.engine != "dynamodb":
+            steps = steps[:1]  # rds_promote is one way (default_faults)
         for key, to, region, old in steps:
             if key == "failback":
                 self.say(f"  then: {TITLES['failback']}")
@@ -194,6 +196,10 @@ class DeployedDrill:
             self.say(f"  acknowledged writes missing on {region}: {r.lost_writes}")
             w.data.rebuild(old, source=region)
             self._settle(30)
+        if w.data.engine != "dynamodb":
+            self.say(f"  no failback: the RDS promotion is one way; {w.primary} was rebuilt as "
+                     "a replica (re-protect), and switching back is a planned switchover of a "
+                     "re-deployed stack")
 
     def fault_database(self) -> None:
         w = self.w
@@ -271,7 +277,23 @@ class DeployedDrill:
             "failed_invocations": sum(1 for x in w.ran if not x.invocation.ok),
             "events": [{"t": e[0] - self.t0, "monitor": e[1], "scope": e[2], "what": e[3]}
                        for e in sorted(w.events)],
+            "unexpected_switches": self.unexpected_switches(),
         }
+
+    def unexpected_switches(self) -> list[str]:
+        """Switches no fault asked for: a monitor that failed over a healthy primary.
+
+        Every fault is injected in the primary region's primary side, so a monitor switch
+        before the first fault, or of the secondary region's scope at any time, moved a
+        healthy primary (the data layer's scope is the whole store, and its planned moves
+        are the operator's, not a monitor's)."""
+        w = self.w
+        first = min((r.injected for r in self.reports), default=float("inf"))
+        with w.lock:
+            events = sorted(w.events)
+        return [f"{who} switched {scope} at t={self.sim(t - self.t0):.1f} s ({what})"
+                for t, who, scope, what in events if what.startswith("switched")
+                and (t < first or scope == w.secondary)]
 
 
 def drill_differences(world: DeployedWorld, seconds_per_minute: float) -> list[str]:
@@ -291,9 +313,26 @@ def drill_differences(world: DeployedWorld, seconds_per_minute: float) -> list[s
 
 
 def default_faults(engine: str) -> tuple[str, ...]:
-    """Every fault the stack's data engine can take (a DynamoDB table cannot be killed
-    alone: its regional outage is the region fault's)."""
-    return tuple(f for f in FAULTS if engine != "dynamodb" or f != "database")
+    """Every fault the stack's data engine can take in one run.
+
+    A DynamoDB table cannot be killed alone (its regional outage is the region fault's). An
+    RDS promotion is one way (``rds_promote``: a promoted replica cannot become a replica
+    again; failback is a re-protect, a new replica, then a switch), so one run promotes once:
+    by the unplanned database fault by default, or by ``--faults planned``."""
+    if engine == "dynamodb":
+        return tuple(f for f in FAULTS if f != "database")
+    return tuple(f for f in FAULTS if f != "planned")
+
+
+def fault_conflict(engine: str, faults: tuple[str, ...]) -> str | None:
+    """Why ``faults`` cannot run in one drill on ``engine``, or None."""
+    if "database" in faults and engine == "dynamodb":
+        return ("database needs a SQL stack (a DynamoDB table cannot be killed alone); "
+                "allowed here: " + ", ".join(default_faults("dynamodb")))
+    if engine != "dynamodb" and "planned" in faults and "database" in faults:
+        return ("planned and database both promote the RDS replica, which is one way "
+                "(rds_promote: failback is a new replica, then a switch); choose one")
+    return None
 
 
 def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> int:
@@ -324,9 +363,9 @@ def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> i
     except StackFileError as exc:
         say(f"error: {exc}")
         return 2
-    if "database" in asked and engine == "dynamodb":
-        p.error("--faults: database needs a SQL stack (a DynamoDB table cannot be killed "
-                "alone); allowed here: " + ", ".join(default_faults("dynamodb")))
+    conflict = fault_conflict(engine, asked)
+    if conflict:
+        p.error(f"--faults: {conflict}")
     faults = asked or default_faults(engine)
     if engine != "dynamodb":
         from components.sandbox.pg import PgUnavailable, ensure_postgres

@@ -60,7 +60,8 @@ def verdict(summary: dict[str, Any]) -> list[str]:
 
     A fault fails when nothing recovered or its RTO is strictly over its budget; a planned
     switchover fails when it lost an acknowledged write; any request id stored more than
-    once is a write applied twice.
+    once is a write applied twice; any switch no fault asked for (``unexpected_switches``)
+    failed over a healthy primary.
     """
     failures: list[str] = []
     for f in summary["faults"]:
@@ -73,6 +74,8 @@ def verdict(summary: dict[str, Any]) -> list[str]:
         if f["planned"] and f["lost_writes"]:
             failures.append(f"{name}: {f['lost_writes']} acknowledged write(s) lost in a "
                             "planned switchover (allowed: 0)")
+    for line in summary.get("unexpected_switches", []):
+        failures.append(f"unexpected switch: {line}: a healthy primary was failed over")
     dupes = summary["applied_twice"]
     if dupes:
         shown = ", ".join(f"{d['request_id']} x{d['rows']}" for d in dupes[:5])

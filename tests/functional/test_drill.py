@@ -54,6 +54,15 @@ def test_drill_fails_when_a_planned_switchover_loses_an_acknowledged_write() -> 
     assert len(failures) == 1 and "failback (planned): 1 acknowledged write(s) lost" in failures[0]
 
 
+def test_drill_fails_when_a_monitor_fails_over_a_healthy_primary() -> None:
+    summary = _summary(_fault())
+    summary["unexpected_switches"] = ["gateway@us-east-1 switched us-west-2 at t=105.8 s "
+                                      "(token 2)"]
+    assert verdict(summary) == [
+        "unexpected switch: gateway@us-east-1 switched us-west-2 at t=105.8 s (token 2): a "
+        "healthy primary was failed over"]
+
+
 def test_drill_fails_when_a_request_is_applied_twice() -> None:
     failures = verdict(_summary(_fault(), dupes=[{"request_id": "o-1", "rows": 2}]))
     assert failures == ["1 request(s) applied more than once: o-1 x2"]

@@ -11,7 +11,7 @@ import pytest
 from components.budget import compute_budget
 from components.plan.run import read_stack, run_program
 from components.sandbox.deploy_model import Deployment
-from components.sandbox.drill_deployed import default_faults, main
+from components.sandbox.drill_deployed import default_faults, fault_conflict, main
 from components.sandbox.drill_deployed_world import _health_checks, stack_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,8 +38,12 @@ def test_route53_standin_reads_the_deployed_health_checks_not_drill_constants() 
 
 
 def test_default_faults_follow_the_stacks_engine() -> None:
-    assert "database" not in default_faults("dynamodb")
-    assert default_faults("postgres")[-2:] == ("database", "region")
+    assert default_faults("dynamodb") == ("logic", "wrapper", "planned", "region")
+    # One RDS promotion per run: rds_promote is one way.
+    assert default_faults("postgres") == ("logic", "wrapper", "database", "region")
+    assert fault_conflict("postgres", ("planned", "database")) is not None
+    assert fault_conflict("postgres", ("planned", "region")) is None
+    assert fault_conflict("dynamodb", ("database",)) is not None
 
 
 def test_database_fault_on_a_dynamodb_stack_is_refused_before_anything_starts(
@@ -74,7 +78,10 @@ def test_logic_fault_on_the_deployed_aws_dev_plan_is_switched_by_its_scheduled_m
     assert fault["rto_s"] is not None, out
     assert fault["rto_s"] == pytest.approx(fault["rto_real_s"] * 2.0)
     failures = [line for line in lines if line.startswith("DRILL FAILED")]
-    assert all("exceeds its budget" in line for line in failures), out
+    # Budget overruns and, on a machine too busy for 2 s probes, a healthy primary failed
+    # over are what the drill reports; any other failure is a defect.
+    assert all("exceeds its budget" in line or "unexpected switch" in line
+               for line in failures), out
     assert code == (1 if failures else 0)
     # The switch was made by the deployed gateway monitors, invoked by their schedules.
     assert summary["scheduled_invocations"] > 0
