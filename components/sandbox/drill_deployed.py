@@ -43,6 +43,8 @@ DEFAULT_SPM = 30.0
 WARMUP_MIN = 1.5
 FAULT_MAX_MIN = 5.0
 SWITCH_BACK_ATTEMPTS = 8
+#: Real seconds allowed for Route 53 to answer the primary again after a switch back.
+DNS_RETURN_MAX_S = 240.0
 #: Each of the load's two writers starts a request at most this often (real seconds).
 LOAD_PACE_S = 0.5
 TITLES = {
@@ -140,6 +142,30 @@ class DeployedDrill:
         raise DrillSetupError(f"{layer}/{scope}: the switch back to primary was refused "
                               f"{SWITCH_BACK_ATTEMPTS} times; the next fault needs it")
 
+    def _restore(self) -> None:
+        """Switch back every region-scoped layer the fault moved (a DNS force often follows a
+        gateway or wrapper fault: the region's deep health check fails too), then wait until
+        Route 53 answers the primary region again (its force alarm's period is not
+        compressed: up to two real minutes)."""
+        from components.runtime.aws.ops import status
+
+        w = self.w
+        env = w.monitor_env("gateway", w.secondary)
+        for ls in status(w.clients, env["STANDBY_STATE_TABLE"], env["STANDBY_STATE_REGION"]):
+            if ls.layer == "data":
+                continue  # the data layer moves only in the planned steps
+            for scope, st in ls.scopes.items():
+                if st["active"] == "standby":
+                    self._switch_back(ls.layer, scope)
+        deadline = time.time() + DNS_RETURN_MAX_S
+        while time.time() < deadline and w.route53.answer() != w.primary:
+            time.sleep(0.5)
+        if w.route53.answer() != w.primary:
+            raise DrillSetupError(f"Route 53 still answers {w.route53.answer()} "
+                                  f"{DNS_RETURN_MAX_S:g} s after the switch back; the next "
+                                  "fault needs the primary region answering")
+        self._settle(10)
+
     def _missing(self, region: str, before: float | None) -> int:
         acked = set(self.load.acked(before))
         return len(acked - self.w.data.present(region)) if acked else 0
@@ -151,28 +177,28 @@ class DeployedDrill:
         fn = w.fn("logic", w.primary, "primary")
         r = self._report("logic", "gateway", planned=False)
         w.host.fault(fn, "error")
-        self._await(r, lambda s: s.region == w.primary and s.logic_side == "standby")
+        # Recovered: a success not served by the failing function (the standby function
+        # behind the switched stage, or the other region once Route 53 moved the name).
+        self._await(r, lambda s: s.region != w.primary or s.logic_side == "standby")
         self._timeline(r, "gateway")
         self._close(r)
         w.host.fault(fn, "none")
         self._settle(30)
-        self._switch_back("gateway", w.primary)
-        self._settle(20)
+        self._restore()
 
     def fault_wrapper(self) -> None:
         w = self.w
         fn = w.fn("wrap", w.primary, "primary")
         r = self._report("wrapper", "logic", planned=False)
         w.host.fault(fn, "down")
-        self._await(r, lambda s: s.region == w.primary and s.wrapper_side == "standby")
+        self._await(r, lambda s: s.region != w.primary or s.wrapper_side == "standby")
         self._timeline(r, "logic")
         self._close(r)
         r.notes.append("the data client falls back to the standby wrapper on a failed invoke; "
                        "the logic-layer monitor then moves the pointer")
         w.host.fault(fn, "none")
         self._settle(30)
-        self._switch_back("logic", w.primary)
-        self._settle(20)
+        self._restore()
 
     def planned(self) -> None:
         w = self.w
