@@ -73,6 +73,7 @@ class DeployedDrill:
         return f"t={self.sim(t - self.t0):7.1f} s"
 
     def _report(self, key: str, layer: str, planned: bool) -> FaultReport:
+        self._dns_on_primary()
         lb = self.w.budgets[layer]
         r = FaultReport(key, TITLES[key], layer, planned, time.time(), lb.rto_s,
                         f"stack {self.w.stack}: detection {lb.detection.text()} + switch "
@@ -157,14 +158,20 @@ class DeployedDrill:
             for scope, st in ls.scopes.items():
                 if st["active"] == "standby":
                     self._switch_back(ls.layer, scope)
+        self._dns_on_primary()
+        self._settle(10)
+
+    def _dns_on_primary(self) -> None:
+        """Every fault starts with Route 53 answering the primary region."""
+        w = self.w
         deadline = time.time() + DNS_RETURN_MAX_S
         while time.time() < deadline and w.route53.answer() != w.primary:
             time.sleep(0.5)
         if w.route53.answer() != w.primary:
-            raise DrillSetupError(f"Route 53 still answers {w.route53.answer()} "
-                                  f"{DNS_RETURN_MAX_S:g} s after the switch back; the next "
-                                  "fault needs the primary region answering")
-        self._settle(10)
+            raise DrillSetupError(f"Route 53 still answers {w.route53.answer()} after "
+                                  f"{DNS_RETURN_MAX_S:g} s; a fault needs the primary region "
+                                  "answering")
+        self._settle(self.w.dns_ttl_s + 2)  # clients' cached answers expire
 
     def _missing(self, region: str, before: float | None) -> int:
         acked = set(self.load.acked(before))
@@ -304,6 +311,7 @@ class DeployedDrill:
             "events": [{"t": e[0] - self.t0, "monitor": e[1], "scope": e[2], "what": e[3]}
                        for e in sorted(w.events)],
             "unexpected_switches": self.unexpected_switches(),
+            "route53_answers": [{"t": t - self.t0, "answer": a} for t, a in w.route53.history],
         }
 
     def unexpected_switches(self) -> list[str]:
