@@ -63,6 +63,7 @@ class DeployedDrill:
         self.say = world.say
         self.reports: list[FaultReport] = []
         self.c = world.compression
+        self.remaining = 0
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -190,8 +191,9 @@ class DeployedDrill:
         self._timeline(r, "gateway")
         self._close(r)
         w.host.fault(fn, "none")
-        self._settle(30)
-        self._restore()
+        if self.remaining:  # the next fault needs every layer back on the primary
+            self._settle(30)
+            self._restore()
 
     def fault_wrapper(self) -> None:
         w = self.w
@@ -204,8 +206,9 @@ class DeployedDrill:
         r.notes.append("the data client falls back to the standby wrapper on a failed invoke; "
                        "the logic-layer monitor then moves the pointer")
         w.host.fault(fn, "none")
-        self._settle(30)
-        self._restore()
+        if self.remaining:  # the next fault needs every layer back on the primary
+            self._settle(30)
+            self._restore()
 
     def planned(self) -> None:
         w = self.w
@@ -276,6 +279,7 @@ class DeployedDrill:
                      "planned": self.planned, "database": self.fault_database,
                      "region": self.fault_region}
             for i, key in enumerate(faults, 1):
+                self.remaining = len(faults) - i
                 self.say(f"\nfault {i}/{len(faults)}: {TITLES[key]}")
                 steps[key]()
             self._settle(10)
