@@ -71,9 +71,10 @@ def differences(d: Deployment, seconds_per_minute: float) -> list[str]:
         f"Lambda: each invocation is a fresh `python -I -S` process on this machine's Python "
         f"{sys.version_info.major}.{sys.version_info.minor} (the plan asks for "
         f"{', '.join(runtimes)}), with boto3 {RUNTIME_BOTO3} (this machine's version, not "
-        "the runtime's pinned one), forked from a process that has imported only boto3 (no "
-        "function code, clients or credentials), so boto3's import time is not paid per "
-        "invocation (a cold start on Lambda pays it; the sandbox has no cold starts); no "
+        "the runtime's pinned one), forked from a process that has imported only boto3 and, "
+        "for functions with layers, those exact layers' top-level packages (no function "
+        "code, clients, connections or credentials), so those imports are not paid per "
+        "invocation (a cold start on Lambda pays them; the sandbox has no cold starts); no "
         "concurrency limits or VPC networking; Invoke is served locally and does not check "
         "lambda:InvokeFunction.",
         "API Gateway: moto holds REST APIs, stages and stage variables; it does not serve "

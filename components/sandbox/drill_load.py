@@ -63,6 +63,8 @@ class LoadGen:
                 body = b""
             sample.t = time.time()
             sample.ok = sample.status == 201
+            if not sample.ok:
+                sample.detail = body[:200].decode("utf-8", "replace") or "no answer"
             with contextlib.suppress(ValueError, AttributeError):
                 doc = json.loads(body or b"{}")
                 sample.region = (doc.get("logic") or {}).get("region")

@@ -17,6 +17,7 @@ class Sample:
     logic_side: str | None = None
     wrapper_side: str | None = None
     data_region: str | None = None
+    detail: str | None = None  # a failed request's answer (first 200 characters)
 
 
 @dataclass

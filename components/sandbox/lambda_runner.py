@@ -10,6 +10,11 @@ ship their own copy of a runtime module (its own boto3) gets a spawned interpret
 where that copy wins as on Lambda; so does every invocation once the fork server has
 stopped ``MAX_ZYGOTE_STARTS`` times, after ``close``, or with ``mode="spawn"``.
 
+Functions with layers fork from a server of their own per layer set, which has also
+imported the layers' top-level packages (psycopg, sqlglot: 0.3 s a wrapper invocation
+otherwise). A function without those layers never forks from it, so a missing driver still
+fails; one whose code ships a package of a layer's name forks from the layerless server.
+
 What the function's interpreter sees, and nothing more:
 
 - ``sys.path``: the unpacked archive the program registered (the task root), each layer's
@@ -82,6 +87,23 @@ MODES = ("fork", "spawn")
 MAX_ZYGOTE_STARTS = 4
 #: Refusals in a row by a live fork server before it is taken for wedged and replaced.
 MAX_REFUSALS = 3
+
+def layer_modules(layers: tuple[str, ...]) -> tuple[str, ...]:
+    """The top-level packages and modules in layer ``python`` folders (what a fork server
+    for those layers imports), in an order that imports a package before its optional
+    compiled companion (``psycopg`` before ``psycopg_binary``)."""
+    names: set[str] = set()
+    for folder in layers:
+        root = Path(folder)
+        if not root.is_dir():
+            continue
+        for p in root.iterdir():
+            if p.name.startswith(("_", ".")) or "." in p.name.removesuffix(".py"):
+                continue  # __pycache__, *.dist-info, *.libs
+            if (p.is_dir() and (p / "__init__.py").is_file()) or p.suffix == ".py":
+                names.add(p.name.removesuffix(".py"))
+    return tuple(sorted(names, key=lambda n: (len(n.split("_")), n)))
+
 
 def compressed_env(env: dict[str, str], compression: float) -> dict[str, str]:
     """``env`` with a monitor's loop, interval and cooldown divided by ``compression`` (a
@@ -274,10 +296,13 @@ class LambdaRunner:
             p.name.removesuffix(".py") for p in self.runtime.iterdir()
             if (p.is_dir() and (p / "__init__.py").is_file()) or p.suffix == ".py")
         self._zlock = threading.Lock()
-        self._zygote: Zygote | None = None
-        self._starts = 0
-        self._refusals = 0
+        # One fork server per layer set (the empty one for functions without layers).
+        self._zygotes: dict[tuple[str, ...], Zygote] = {}
+        self._starts: dict[tuple[str, ...], int] = {}
+        self._refusals: dict[tuple[str, ...], int] = {}
         self._closed = False
+        self._paths: dict[tuple[int, ...], list[str]] = {}
+        self._archives: dict[tuple[int, ...], tuple[Any, ...]] = {}
 
     def __enter__(self) -> LambdaRunner:
         return self
@@ -289,20 +314,34 @@ class LambdaRunner:
         """Stop the fork server, killing any invocation it still runs."""
         with self._zlock:
             self._closed = True
-            if self._zygote is not None:
-                self._zygote.close()
-                self._zygote = None
+            for z in self._zygotes.values():
+                z.close()
+            self._zygotes.clear()
 
     @property
     def zygote_pid(self) -> int | None:
-        """The running fork server's pid, if any."""
-        z = self._zygote
+        """The running fork server's pid for functions without layers, if any."""
+        z = self._zygotes.get(())
         return z.pid if z is not None and z.alive() else None
 
     def paths(self, fn: Function) -> list[str]:
+        """The function's unpacked code, its layers' ``python`` folders and the runtime.
+
+        Laid out once per archive object: hashing an archive reads all of it, and a drivers
+        layer is megabytes (hashed per invocation it was the drill's largest CPU cost)."""
+        key = (id(fn.code), *(id(layer) for layer in fn.layers))
+        with self._zlock:
+            cached = self._paths.get(key)
+        if cached is not None and all(Path(p).is_dir() for p in cached):
+            return list(cached)
         code = materialize(fn.code, self.cache_root / "packages")
         layers = [materialize(layer, self.cache_root / "layers") for layer in fn.layers]
-        return [str(code), *(str(p / "python") for p in layers), str(self.runtime)]
+        out = [str(code), *(str(p / "python") for p in layers), str(self.runtime)]
+        with self._zlock:
+            # The archives are kept alive with the paths, so their ids are never reused.
+            self._paths[key] = out
+            self._archives[key] = (fn.code, *fn.layers)
+        return list(out)
 
     def environment(self, fn: Function, code_dir: str) -> dict[str, str]:
         env = compressed_env(fn.env, self.compression)
@@ -340,8 +379,9 @@ class LambdaRunner:
         started = time.monotonic()
         done: Exit | None = None
         if not self._shadows_runtime(paths):
+            layers = self._layer_set(paths)
             for _ in range(2):  # a dead server is replaced once; nothing ran on it
-                zygote = self._fork_server()
+                zygote = self._fork_server(layers)
                 if zygote is None:
                     break
                 try:
@@ -350,7 +390,7 @@ class LambdaRunner:
                     if self._refused(zygote, str(exc)):
                         continue
                     break  # a live server that refused one (a full backlog): spawn that one
-                self._refusals = 0
+                self._refusals[layers] = 0
                 break
         if done is None:
             done = _spawn(paths, env, request, limit)
@@ -360,47 +400,63 @@ class LambdaRunner:
         return any((Path(p) / m).exists() or (Path(p) / f"{m}.py").exists()
                    for p in paths[:-1] for m in self._runtime_modules)
 
-    def _fork_server(self) -> Zygote | None:
-        """The running fork server, started or restarted (at most ``MAX_ZYGOTE_STARTS``
-        times per runner); ``None`` means spawn."""
+    def _layer_set(self, paths: list[str]) -> tuple[str, ...]:
+        """The fork server a function uses: the one for its layers, or the layerless one
+        when its own code ships a package of the same name as one of theirs (its copy
+        must win, as it would on Lambda)."""
+        layers = tuple(paths[1:-1])
+        code = Path(paths[0])
+        if any((code / m).exists() or (code / f"{m}.py").exists()
+               for m in layer_modules(layers)):
+            return ()
+        return layers
+
+    def _fork_server(self, layers: tuple[str, ...] = ()) -> Zygote | None:
+        """The running fork server for ``layers``, started or restarted (at most
+        ``MAX_ZYGOTE_STARTS`` times per layer set); ``None`` means spawn."""
         with self._zlock:
             if self.mode != "fork" or self._closed:
                 return None
-            z = self._zygote
+            z = self._zygotes.get(layers)
             if z is not None and z.alive():
                 return z
             if z is not None:
                 log.warning("lambda fork server %d exited with %s; %s", z.pid,
                             z.proc.returncode, z.log_tail() or "no output")
                 z.close()
-                self._zygote = None
-            if self._starts >= MAX_ZYGOTE_STARTS:
+                del self._zygotes[layers]
+            starts = self._starts.get(layers, 0)
+            if starts >= MAX_ZYGOTE_STARTS:
                 return None
-            self._starts += 1
-            if self._starts == MAX_ZYGOTE_STARTS:
+            self._starts[layers] = starts = starts + 1
+            if starts == MAX_ZYGOTE_STARTS:
                 log.warning("lambda fork server: start %d of %d; later invocations spawn "
-                            "interpreters if it stops", self._starts, MAX_ZYGOTE_STARTS)
+                            "interpreters if it stops", starts, MAX_ZYGOTE_STARTS)
             try:
-                self._zygote = Zygote(self.runtime, _BOOTSTRAP, dict(BASE_ENV))
+                self._zygotes[layers] = Zygote(self.runtime, _BOOTSTRAP, dict(BASE_ENV),
+                                               layers=layers,
+                                               layer_modules=layer_modules(layers))
             except (ZygoteUnavailable, OSError) as exc:  # OSError: no process or temp dir
                 log.warning("lambda fork server did not start (%s); spawning", exc)
-            return self._zygote
+            return self._zygotes.get(layers)
 
     def _refused(self, zygote: Zygote, reason: str) -> bool:
         """Note a refusal; True when the server was dropped (dead, or wedged: refused
         ``MAX_REFUSALS`` times in a row), so that the next one may be started."""
         with self._zlock:
-            if zygote.alive() and self._refusals + 1 < MAX_REFUSALS:
-                self._refusals += 1
+            refusals = self._refusals.get(zygote.layers, 0)
+            if zygote.alive() and refusals + 1 < MAX_REFUSALS:
+                self._refusals[zygote.layers] = refusals + 1
                 log.warning("lambda fork server %d refused an invocation (%s); spawning it",
                             zygote.pid, reason)
                 return False
+            if self._zygotes.get(zygote.layers) is not zygote:
+                return True  # another invocation already replaced it
             log.warning("lambda fork server %d refused an invocation (%s); replacing it",
                         zygote.pid, reason)
-            self._refusals = 0
+            self._refusals[zygote.layers] = 0
             zygote.close()  # what still runs on a wedged server is killed with it
-            if self._zygote is zygote:
-                self._zygote = None
+            del self._zygotes[zygote.layers]
             return True
 
 

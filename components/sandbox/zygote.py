@@ -120,6 +120,21 @@ with contextlib.suppress(Exception):
     boto3.session.Session().client("sts", region_name="us-east-1", aws_access_key_id="x",
                                     aws_secret_access_key="x")
 
+# A server for functions with layers also imports the layers' top-level packages (database
+# drivers, the SQL parser): third-party library code a Lambda cold start imports from
+# /opt/python, imported once here with the same paths the children get. Only functions with
+# exactly these layers fork from this server, so a function without them still fails to
+# import them. A package that does not import on its own is left to the child.
+LAYER_PATHS, LAYER_MODULES = json.loads(sys.argv[3]) if len(sys.argv) > 3 else ([], [])
+sys.path[0:0] = LAYER_PATHS
+for _module in LAYER_MODULES:
+    try:
+        importlib.import_module(_module)
+    except Exception:
+        for _name in [n for n in sys.modules if n == _module or n.startswith(_module + ".")]:
+            del sys.modules[_name]  # no half-imported package is handed to a child
+del sys.path[0:len(LAYER_PATHS)]
+
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
 
@@ -361,9 +376,13 @@ class Zygote:
     """One fork server process; ``run`` forks a child for one invocation."""
 
     def __init__(self, runtime: Path, bootstrap: str, env: dict[str, str],
-                 start_timeout_s: float = START_TIMEOUT_S) -> None:
+                 start_timeout_s: float = START_TIMEOUT_S,
+                 layers: tuple[str, ...] = (), layer_modules: tuple[str, ...] = ()) -> None:
         """``bootstrap``: Python source defining ``bootstrap(request, started)``, run in
-        each child. ``env``: the server's whole environment (no credentials)."""
+        each child. ``env``: the server's whole environment (no credentials). ``layers``:
+        layer ``python`` folders whose top-level packages ``layer_modules`` the server
+        imports before it serves (only functions with exactly these layers may use it)."""
+        self.layers = tuple(layers)
         # A short path: unix socket paths are limited to ~107 bytes.
         self.workdir = Path(tempfile.mkdtemp(prefix="lambda-zygote-"))
         self.socket_path = str(self.workdir / "sock")
@@ -371,7 +390,8 @@ class Zygote:
         code = bootstrap + f"PRELOAD_SERVICES = {PRELOAD_SERVICES!r}\n" + _SERVER
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", code, self.socket_path, str(runtime)],
+                [sys.executable, "-I", "-S", "-c", code, self.socket_path, str(runtime),
+                 json.dumps([list(layers), list(layer_modules)])],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env,
                 cwd=self.workdir, start_new_session=True)  # Ctrl-C is the runner's to handle
         self._finalizer = weakref.finalize(self, _stop, self.proc, self.workdir)

@@ -66,16 +66,17 @@ def runner(deployment: Deployment, tmp_path: Path) -> Iterator[LambdaRunner]:
     try:
         yield r
     finally:
-        zygote = r._zygote
+        zygotes = list(r._zygotes.values())
         r.close()
-        if zygote is not None:  # no fork server outlives its runner
+        for zygote in zygotes:  # no fork server outlives its runner
             assert zygote.proc.poll() is not None
             assert not zygote.workdir.exists()
 
 
 def deploy(d: Deployment, name: str, source: str, role: str = "role-a",
            env: dict[str, str] | None = None, timeout_s: float = 20,
-           files: dict[str, str] | None = None) -> Function:
+           files: dict[str, str] | None = None,
+           layers: list[Any] | None = None) -> Function:
     assets: dict[str, pulumi.Asset | pulumi.Archive] = {
         "app.py": pulumi.StringAsset(source),
               **{k: pulumi.StringAsset(v) for k, v in (files or {}).items()}}
@@ -83,7 +84,7 @@ def deploy(d: Deployment, name: str, source: str, role: str = "role-a",
                   arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
                   role_arn=d.ids[role], handler="app.handler", runtime="python3.12",
                   timeout_s=timeout_s, memory_mb=128, env=dict(env or {}),
-                  code=pulumi.AssetArchive(assets), layers=[])
+                  code=pulumi.AssetArchive(assets), layers=list(layers or []))
     d.functions[name] = fn
     return fn
 
@@ -281,7 +282,8 @@ def test_one_functions_environment_and_credentials_never_reach_another(
     environ = Path(f"/proc/{server}/environ").read_bytes().split(b"\0")
     assert {e.split(b"=", 1)[0].decode() for e in environ if e} == set(BASE_ENV)
     memory = _memory(server)
-    assert runner._zygote is not None and runner._zygote.socket_path.encode() in memory
+    zygote = runner._zygotes.get(())
+    assert zygote is not None and zygote.socket_path.encode() in memory
     needles = [secret.encode(), creds_a["AWS_SECRET_ACCESS_KEY"].encode()]
     assert not [n for n in needles if n in memory]
 
@@ -433,7 +435,7 @@ def test_close_stops_the_fork_server_and_later_invocations_spawn(
     r = LambdaRunner(deployment, tmp_path, runtime_root=ROOT / ".standby-cache")
     assert r.zygote_pid is None  # started on the first invocation, not before
     server = r.invoke("report", {}).payload["ppid"]
-    zygote = r._zygote
+    zygote = r._zygotes.get(())
     assert zygote is not None and server == zygote.pid
     r.close()
     assert zygote.proc.poll() is not None and gone(server)
@@ -455,3 +457,49 @@ def test_a_function_that_ships_its_own_boto3_gets_it(
     assert inv.ok, (inv.payload, inv.logs)
     assert inv.payload == ["0.0-bundled", os.getpid()]
     assert runner.invoke("report", {}).payload["ppid"] == runner.zygote_pid
+
+
+LAYER_PROBE = """import sys
+def handler(event, context):
+    out = {"preloaded": "layerpkg" in sys.modules}
+    try:
+        import layerpkg
+    except ImportError:
+        return dict(out, imported=False)
+    layerpkg.COUNTER.append(1)  # module state: must not reach the next invocation
+    return dict(out, imported=True, counter=len(layerpkg.COUNTER), file=layerpkg.__file__)
+"""
+
+
+def test_a_layers_packages_are_imported_by_its_own_fork_server_only(
+    runner: LambdaRunner, deployment: Deployment,
+) -> None:
+    # A layer's packages (the drivers) are imported once by a fork server for functions with
+    # exactly that layer; a function without the layer still cannot import them, and module
+    # state set by one invocation never reaches the next.
+    layer = pulumi.AssetArchive({"python/layerpkg/__init__.py": pulumi.StringAsset(
+        "import sys\nCOUNTER = []\nIMPORTED_BY = sys.argv[0]\n")})
+    deploy(deployment, "with-layer", LAYER_PROBE, layers=[layer])
+    deploy(deployment, "no-layer", LAYER_PROBE)
+    for _ in range(2):
+        with_layer = runner.invoke("with-layer", {})
+        assert with_layer.ok, with_layer.logs
+        assert with_layer.payload["preloaded"] and with_layer.payload["counter"] == 1
+        assert "/layers/" in with_layer.payload["file"]
+    without = runner.invoke("no-layer", {})
+    assert without.ok and without.payload == {"preloaded": False, "imported": False}
+    assert set(runner._zygotes) == {(), (runner.paths(deployment.functions["with-layer"])[1],)}
+
+
+def test_a_function_shipping_a_layers_package_itself_gets_its_own_copy(
+    runner: LambdaRunner, deployment: Deployment,
+) -> None:
+    # On Lambda the task root comes before /opt/python: the function's copy wins.
+    layer = pulumi.AssetArchive({"python/layerpkg/__init__.py": pulumi.StringAsset(
+        "COUNTER = []\n")})
+    deploy(deployment, "own-copy", LAYER_PROBE, layers=[layer],
+           files={"layerpkg/__init__.py": "COUNTER = ['mine']\n"})
+    inv = runner.invoke("own-copy", {})
+    assert inv.ok, inv.logs
+    assert not inv.payload["preloaded"] and inv.payload["counter"] == 2
+    assert "/layers/" not in inv.payload["file"]
