@@ -263,7 +263,9 @@ class Writers:
             return len(self.acked)
 
 
-def wait_for(cond: Any, timeout_s: float = 20.0) -> None:
+def wait_for(cond: Any, timeout_s: float = 60.0) -> None:
+    # A bound on progress, not a speed check: 50 synchronous writes took over 20 s once
+    # on a shared machine at load 40.
     deadline = time.monotonic() + timeout_s
     while not cond():
         assert time.monotonic() < deadline, "condition not met in time"
