@@ -5,6 +5,10 @@ the data pointer, a region's DNS health). Each monitor is a *vantage point*. Per
 
 1. ``observe(prev, vantage, now, primary_healthy, standby_healthy) -> Vote``: the vantage's
    consecutive failure/success streaks for both sides (hysteresis lives in the streaks).
+   A round in which both sides fail does not advance the primary's failure streak: the
+   cause is shared (a dependency such as the database, or this vantage's own network), a
+   switch would not help, and when the shared cause ends first on the standby side a streak
+   built during it would fail over a primary that was never at fault.
 2. Votes are shared (the state table); ``decide(state, votes, now, settings, me)`` turns the
    fresh votes of every vantage into a decision for the scope:
 
@@ -131,13 +135,13 @@ def observe(
     ``prev.at`` and does not advance any streak, so it is never stored as a new step.
     """
     p = prev or Vote(vantage, now)
-    if prev is not None and now - prev.at < gap_s:
-        pf, po = _merge(p.primary_fail, p.primary_ok, primary_healthy)
-        sf, so = _merge(p.standby_fail, p.standby_ok, standby_healthy)
-        return Vote(vantage, prev.at, pf, po, sf, so)
-    pf, po = _streak(p.primary_fail, p.primary_ok, primary_healthy)
-    sf, so = _streak(p.standby_fail, p.standby_ok, standby_healthy)
-    return Vote(vantage, now, pf, po, sf, so)
+    same_step = prev is not None and now - prev.at < gap_s
+    step = _merge if same_step else _streak
+    pf, po = step(p.primary_fail, p.primary_ok, primary_healthy)
+    sf, so = step(p.standby_fail, p.standby_ok, standby_healthy)
+    if primary_healthy is False and standby_healthy is False:
+        pf = p.primary_fail  # both down: a shared cause, the primary's streak holds
+    return Vote(vantage, p.at if same_step else now, pf, po, sf, so)
 
 
 def sees_healthy(vote: Vote | None, side: Side) -> bool:
@@ -235,6 +239,14 @@ def decide(
     if state.active == "primary":
         down = sorted(v.vantage for v in fresh.values() if v.primary_down(s))
         if not down:
+            both = sorted(v.vantage for v in fresh.values()
+                          if v.standby_down(s) and v.primary_ok == 0)
+            if both:
+                return _alert(
+                    state, "both-failing",
+                    f"both sides failing at {', '.join(both)}: a shared cause (a dependency "
+                    "such as the database, or the network) is likely; this layer does not "
+                    "switch for it", both)
             # Back to normal: a later failure alerts again.
             return replace(state, last_alert=None), NONE
         if len(down) < s.quorum:

@@ -19,6 +19,7 @@ stack or option.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import sys
 import time
@@ -310,6 +311,8 @@ class DeployedDrill:
             "lost_examples": lost[:10], "applied_twice": w.data.applied_twice(final),
             "lost_planned": sum(r.lost_writes or 0 for r in self.reports if r.planned),
             "faults": faults, "alerts": [],
+            "failed_answers": [{"count": n, "answer": a} for a, n in collections.Counter(
+                s.detail or "" for s in self.load.samples if not s.ok).most_common(8)],
             "scheduled_invocations": len(w.ran),
             "failed_invocations": sum(1 for x in w.ran if not x.invocation.ok),
             "events": [{"t": e[0] - self.t0, "monitor": e[1], "scope": e[2], "what": e[3]}

@@ -6,6 +6,8 @@ regressions of the monitor's run-time behaviour are in ``test_protocol_monitor.p
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from components.runtime.engine import Intent, ScopeState, Settings, Vote, decide, observe
@@ -177,3 +179,37 @@ def test_memory_store_refuses_duplicate_and_late_votes() -> None:
     assert not store.put_vote("L", "x", Vote("a", 104, primary_fail=2), gap_s=9)
     assert not store.put_vote("L", "x", Vote("a", 90, primary_fail=5), gap_s=9)
     assert store.votes("L", "x") == [Vote("a", 100, primary_fail=1)]
+
+
+def test_both_sides_failing_never_builds_the_primarys_streak() -> None:
+    # Regression (aws-sql drill): a database outage failed both logic functions' deep checks
+    # for several rounds; the database fails over, the standby side's path recovers a round
+    # before the primary's, and the streak built during the outage failed the gateway over
+    # although the gateway's primary was never at fault.
+    v = None
+    for t in range(6):  # the shared outage: both sides fail
+        v = observe(v, "a", t * 10, False, False, gap_s=9)
+    assert v is not None and v.primary_fail == 0 and v.primary_ok == 0 and v.standby_fail == 6
+    v = observe(v, "a", 60, False, True, gap_s=9)  # the standby side recovers first
+    votes = [v, replace(v, vantage="b")]
+    state, d = decide(ScopeState(), votes, 60, S, "a", v)
+    assert d.action != "switch_to_standby" and state.active == "primary"
+    # A primary that keeps failing while the standby is healthy is this layer's fault.
+    for t in (70, 80):
+        v = observe(v, "a", t, False, True, gap_s=9)
+    state, d = decide(ScopeState(), [v, replace(v, vantage="b")], 80, S, "a", v)
+    assert d.action == "switch_to_standby" and state.active == "standby"
+
+
+def test_a_streak_from_before_a_shared_outage_holds_through_it() -> None:
+    v = observe(Vote("a", 0, primary_fail=2, standby_ok=3), "a", 30, False, False, gap_s=9)
+    assert v.primary_fail == 2 and v.primary_ok == 0 and v.standby_fail == 1
+
+
+def test_both_sides_failing_alerts_once_and_does_not_switch() -> None:
+    v = Vote("a", 100, primary_fail=0, primary_ok=0, standby_fail=S.failure_threshold)
+    state, d = decide(ScopeState(), [v, replace(v, vantage="b")], 100, S, "a", v)
+    assert d.action == "alert" and "both sides failing at a, b" in d.reason
+    assert state.active == "primary"
+    _, again = decide(state, [v, replace(v, vantage="b")], 110, S, "a", v)
+    assert again.action == "none"
