@@ -441,6 +441,11 @@ def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> i
         world.close()
     args.out.mkdir(parents=True, exist_ok=True)
     samples, reports = summary.pop("samples"), summary.pop("reports")
+    # Every request, compact: [real seconds since start, HTTP status, serving region, data
+    # region, answer of a failed one]; what a missed RTO is diagnosed from.
+    summary["requests_log"] = [[round(x.t - summary["started_at"], 2), x.status, x.region,
+                                x.data_region, None if x.ok else (x.detail or "")[:80]]
+                               for x in samples]
     (args.out / "drill.json").write_text(json.dumps(summary, indent=2))
     write_html(args.out / "drill.html", samples, reports, summary["started_at"])
     print_summary(summary, say)
