@@ -153,7 +153,7 @@ def serve(path):
     # Returns only in a forked child, with its three fds; the server itself exits here.
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
-    listener.listen(128)
+    listener.listen(1024)  # a round's probes and the load arrive in bursts
     listener.setblocking(False)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
@@ -372,6 +372,21 @@ def _stop(proc: subprocess.Popen[bytes], workdir: Path) -> None:
     shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _connect(conn: socket.socket, path: str, deadline: float) -> None:
+    """Connect to the server; a full backlog (``EAGAIN`` on a unix socket) is a busy server,
+    not a wedged one: wait for it rather than replace it (replacing kills what it runs)."""
+    pause = 0.005
+    while True:
+        try:
+            conn.connect(path)
+            return
+        except BlockingIOError:
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+
 class Zygote:
     """One fork server process; ``run`` forks a child for one invocation."""
 
@@ -451,7 +466,7 @@ class Zygote:
         started = time.monotonic()
         try:
             conn.settimeout(FORK_TIMEOUT_S)
-            conn.connect(self.socket_path)
+            _connect(conn, self.socket_path, started + FORK_TIMEOUT_S)
             socket.send_fds(conn, [b"F"], [in_r, out_w, err_w])
             pid, rest = self._read_pid(conn, started + FORK_TIMEOUT_S)
         except BaseException as exc:

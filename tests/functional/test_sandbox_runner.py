@@ -503,3 +503,47 @@ def test_a_function_shipping_a_layers_package_itself_gets_its_own_copy(
     assert inv.ok, inv.logs
     assert not inv.payload["preloaded"] and inv.payload["counter"] == 2
     assert "/layers/" not in inv.payload["file"]
+
+
+def test_a_full_backlog_is_waited_for_not_taken_for_a_wedged_server(tmp_path: Path) -> None:
+    # Regression (aws-sql drill): a burst of invocations filled the fork server's backlog,
+    # connect() failed with EAGAIN, and the runner replaced the live server, killing every
+    # invocation it ran. A busy server is now waited for, within the fork timeout.
+    import socket
+    import threading
+
+    path = str(tmp_path / "s")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(0)
+    held = []
+    for _ in range(8):  # fill the backlog until a connect is refused with EAGAIN
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.setblocking(False)
+        try:
+            c.connect(path)
+        except BlockingIOError:
+            c.close()
+            break
+        held.append(c)
+    else:
+        pytest.skip("this kernel never refused a connect on a full unix backlog")
+    late = threading.Timer(0.3, lambda: [server.accept() for _ in range(len(held))])
+    late.start()
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(5)
+    try:
+        zygote_mod._connect(conn, path, time.monotonic() + 5)  # waits, then connects
+        with pytest.raises(BlockingIOError):  # and gives up at its deadline
+            other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            other.settimeout(1)
+            try:
+                zygote_mod._connect(other, path, time.monotonic() + 0.2)
+            finally:
+                other.close()
+    finally:
+        late.join()
+        conn.close()
+        for c in held:
+            c.close()
+        server.close()
