@@ -215,8 +215,11 @@ class Wrapper:
         token: int | None = None
         try:
             req = parse(event, self.cfg.engine if self.cfg.engine in ENGINES else "postgres")
-            region, token = self._data_pointer(
-                fresh=req.writes and self.cfg.engine == "dynamodb", writes=req.writes)
+            # A write reads the pointer now (strongly consistent), never from the cache: on
+            # SQL engines a cached pointer let a write reach the old primary for up to one
+            # TTL after a switch (RDS has no synchronous fence), and that write could be
+            # acknowledged there and lost. A read may use the cached pointer.
+            region, token = self._data_pointer(fresh=req.writes, writes=req.writes)
             if region not in self.cfg.data_regions:
                 raise DataError("Internal", f"data pointer names {region!r}, not one of this "
                                 f"topology's data regions ({', '.join(self.cfg.data_regions)})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import pytest
@@ -385,3 +386,48 @@ def test_pointer_cache_serves_a_failed_refresh_only_within_max_age() -> None:
         cache.get(max_age=60)
     up[0] = True
     assert cache.get(max_age=5) == "us-east-1" and cache.age() == 0
+
+
+def test_a_sql_write_reads_the_data_pointer_now_never_from_the_cache() -> None:
+    # Regression: on SQL engines a write used the cached data pointer, so for up to one TTL
+    # after a switch it could reach the old primary (RDS has no synchronous fence) and be
+    # acknowledged there, then lost. Writes now read the pointer strongly consistent; reads
+    # keep using the cache.
+    from components.runtime.wrapper import Wrapper, load_config
+
+    pointer = {"region": "us-east-1", "token": 1}
+    reads: list[bool] = []
+    used: list[str] = []
+
+    class Backends:
+        def read_pointer(self, key: str, consistent: bool) -> tuple[str, int]:
+            reads.append(consistent)
+            return pointer["region"], pointer["token"]
+
+    class Pool:
+        def __init__(self, region: str) -> None:
+            self.region = region
+
+        def execute(self, *args: object) -> dict[str, object]:
+            used.append(self.region)
+            return {"row_count": 1}
+
+    class Probe(Wrapper):
+        def _pool(self, region: str) -> Any:
+            return Pool(region)
+
+    env = {"STANDBY_TOPOLOGY": "shop", "STANDBY_SIDE": "primary", "STANDBY_REGION": "us-east-1",
+           "STANDBY_POINTER_TABLE": "t", "STANDBY_POINTER_CACHE_S": "60",
+           "STANDBY_DB_ENGINE": "postgres",
+           "STANDBY_DATA_REGIONS": json.dumps(["us-east-1", "us-west-2"]),
+           "STANDBY_DB_ENDPOINTS": json.dumps({"us-east-1": "db1:5432", "us-west-2": "db2:5432"}),
+           "STANDBY_DB_NAME": "orders", "STANDBY_DB_SECRET_ARN": "arn:aws:secretsmanager:x"}
+    w = Probe(load_config(env), Backends(), clock=lambda: 0.0)  # type: ignore[arg-type]
+    write = {"op": "sql", "sql": "INSERT INTO orders (id) VALUES (:id)", "params": {"id": "1"},
+             "idempotency_key": "k1"}
+    read = {"op": "sql", "sql": "SELECT id FROM orders WHERE id = :id", "params": {"id": "1"}}
+    assert w.handle(write)["ok"] and w.handle(read)["ok"]
+    pointer.update(region="us-west-2", token=2)  # the switch, within the cache's 60 s
+    assert w.handle(dict(write, idempotency_key="k2"))["served"]["data_region"] == "us-west-2"
+    assert used == ["us-east-1", "us-east-1", "us-west-2"]
+    assert reads == [True, True]  # each write read it consistently; the read used the cache

@@ -40,8 +40,9 @@ class RdsPromoteSwitcher:
       the pointer names. RDS gives no fast, synchronous way to make an instance read-only:
       a security-group change leaves open connections alone, and a parameter change is
       applied asynchronously and needs an instance-owned (not ``default.*``) parameter group.
-      A wrapper still holding a stale pointer can therefore write to the old primary until
-      its pointer cache expires; that window is the wrapper's pointer TTL.
+      Wrappers read the pointer (strongly consistent) for every write, so what remains is
+      a write that read it just before it moved and commits on the old primary after the
+      replica stopped replicating: one transaction's time.
     * ``parameter_group``: before promoting, set the old primary's read-only parameter
       (``default_transaction_read_only`` on PostgreSQL, ``read_only`` on MySQL/MariaDB) in
       its own parameter group, applied immediately. If the old primary's region answers but
