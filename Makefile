@@ -37,8 +37,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Two workers, each taking whole files (module fixtures such as a moto server or a PostgreSQL
+# pair stay in one process): most tests wait on servers, so this halves the wall time on two
+# cores (17.6 -> 9.4 min here). `pytest` alone still runs serially.
 unit: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python bench/plan_scale.py
