@@ -395,14 +395,14 @@ def test_a_sql_write_reads_the_data_pointer_now_never_from_the_cache() -> None:
     # keep using the cache.
     from components.runtime.wrapper import Wrapper, load_config
 
-    pointer = {"region": "us-east-1", "token": 1}
+    pointer: list[tuple[str, int]] = [("us-east-1", 1)]
     reads: list[bool] = []
     used: list[str] = []
 
     class Backends:
         def read_pointer(self, key: str, consistent: bool) -> tuple[str, int]:
             reads.append(consistent)
-            return pointer["region"], pointer["token"]
+            return pointer[0]
 
     class Pool:
         def __init__(self, region: str) -> None:
@@ -427,7 +427,7 @@ def test_a_sql_write_reads_the_data_pointer_now_never_from_the_cache() -> None:
              "idempotency_key": "k1"}
     read = {"op": "sql", "sql": "SELECT id FROM orders WHERE id = :id", "params": {"id": "1"}}
     assert w.handle(write)["ok"] and w.handle(read)["ok"]
-    pointer.update(region="us-west-2", token=2)  # the switch, within the cache's 60 s
+    pointer[0] = ("us-west-2", 2)  # the switch, within the cache's 60 s
     assert w.handle(dict(write, idempotency_key="k2"))["served"]["data_region"] == "us-west-2"
     assert used == ["us-east-1", "us-east-1", "us-west-2"]
     assert reads == [True, True]  # each write read it consistently; the read used the cache
