@@ -181,35 +181,39 @@ class DeployedDrill:
 
     # -- faults ---------------------------------------------------------------------------
 
-    def fault_logic(self) -> None:
+    def _function_fault(self, key: str, tier: str, layer: str, mode: str,
+                        recovered: Callable[[Sample], bool], note: str = "") -> None:
+        """The primary region's primary ``tier`` function faulted (``mode``) until a success
+        ``recovered`` says was not served by it; then healed (and every layer restored when
+        another fault follows)."""
         w = self.w
-        fn = w.fn("logic", w.primary, "primary")
-        r = self._report("logic", "gateway", planned=False)
-        w.host.fault(fn, "error")
-        # Recovered: a success not served by the failing function (the standby function
-        # behind the switched stage, or the other region once Route 53 moved the name).
-        self._await(r, lambda s: s.region != w.primary or s.logic_side == "standby")
-        self._timeline(r, "gateway")
+        fn = w.fn(tier, w.primary, "primary")
+        r = self._report(key, layer, planned=False)
+        w.host.fault(fn, mode)
+        self._await(r, recovered)
+        self._timeline(r, layer)
         self._close(r)
+        if note:
+            r.notes.append(note)
         w.host.fault(fn, "none")
         if self.remaining:  # the next fault needs every layer back on the primary
             self._settle(30)
             self._restore()
 
+    def fault_logic(self) -> None:
+        # Recovered: a success not served by the failing function (the standby function
+        # behind the switched stage, or the other region once Route 53 moved the name).
+        primary = self.w.primary
+        self._function_fault("logic", "logic", "gateway", "error",
+                             lambda s: s.region != primary or s.logic_side == "standby")
+
     def fault_wrapper(self) -> None:
-        w = self.w
-        fn = w.fn("wrap", w.primary, "primary")
-        r = self._report("wrapper", "logic", planned=False)
-        w.host.fault(fn, "down")
-        self._await(r, lambda s: s.region != w.primary or s.wrapper_side == "standby")
-        self._timeline(r, "logic")
-        self._close(r)
-        r.notes.append("the data client falls back to the standby wrapper on a failed invoke; "
-                       "the logic-layer monitor then moves the pointer")
-        w.host.fault(fn, "none")
-        if self.remaining:  # the next fault needs every layer back on the primary
-            self._settle(30)
-            self._restore()
+        primary = self.w.primary
+        self._function_fault(
+            "wrapper", "wrap", "logic", "down",
+            lambda s: s.region != primary or s.wrapper_side == "standby",
+            "the data client falls back to the standby wrapper on a failed invoke; the "
+            "logic-layer monitor then moves the pointer")
 
     def planned(self) -> None:
         w = self.w

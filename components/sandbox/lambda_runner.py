@@ -59,6 +59,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,21 +89,37 @@ MAX_ZYGOTE_STARTS = 4
 #: Refusals in a row by a live fork server before it is taken for wedged and replaced.
 MAX_REFUSALS = 3
 
+def top_level_modules(folder: Path) -> set[str]:
+    """The importable top-level packages and modules in ``folder`` (not ``__pycache__``,
+    ``*.dist-info``, ``*.libs``)."""
+    if not folder.is_dir():
+        return set()
+    return {p.name.removesuffix(".py") for p in folder.iterdir()
+            if not p.name.startswith(("_", ".")) and "." not in p.name.removesuffix(".py")
+            and ((p.is_dir() and (p / "__init__.py").is_file()) or p.suffix == ".py")}
+
+
 def layer_modules(layers: tuple[str, ...]) -> tuple[str, ...]:
     """The top-level packages and modules in layer ``python`` folders (what a fork server
     for those layers imports), in an order that imports a package before its optional
     compiled companion (``psycopg`` before ``psycopg_binary``)."""
-    names: set[str] = set()
-    for folder in layers:
-        root = Path(folder)
-        if not root.is_dir():
-            continue
-        for p in root.iterdir():
-            if p.name.startswith(("_", ".")) or "." in p.name.removesuffix(".py"):
-                continue  # __pycache__, *.dist-info, *.libs
-            if (p.is_dir() and (p / "__init__.py").is_file()) or p.suffix == ".py":
-                names.add(p.name.removesuffix(".py"))
+    names = set().union(*(top_level_modules(Path(f)) for f in layers))
     return tuple(sorted(names, key=lambda n: (len(n.split("_")), n)))
+
+
+def _ships(folder: str, modules: Iterable[str]) -> bool:
+    """Whether ``folder`` holds a package or module of one of these names."""
+    root = Path(folder)
+    return any((root / m).exists() or (root / f"{m}.py").exists() for m in modules)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """A function's unpacked paths and the fork server it uses (``None``: spawn)."""
+
+    paths: list[str]
+    server: tuple[str, ...] | None
+    archives: tuple[Any, ...]  # kept alive, so the ids keying the layout are never reused
 
 
 def compressed_env(env: dict[str, str], compression: float) -> dict[str, str]:
@@ -292,17 +309,14 @@ class LambdaRunner:
         self.runtime = runtime_dir((runtime_root or cache_root).resolve())
         # What the fork server has imported from the runtime folder: a function that ships
         # its own copy of one of these gets a spawned interpreter, where its copy wins.
-        self._runtime_modules = sorted(
-            p.name.removesuffix(".py") for p in self.runtime.iterdir()
-            if (p.is_dir() and (p / "__init__.py").is_file()) or p.suffix == ".py")
+        self._runtime_modules = sorted(top_level_modules(self.runtime))
         self._zlock = threading.Lock()
         # One fork server per layer set (the empty one for functions without layers).
         self._zygotes: dict[tuple[str, ...], Zygote] = {}
         self._starts: dict[tuple[str, ...], int] = {}
         self._refusals: dict[tuple[str, ...], int] = {}
         self._closed = False
-        self._paths: dict[tuple[int, ...], list[str]] = {}
-        self._archives: dict[tuple[int, ...], tuple[Any, ...]] = {}
+        self._layouts: dict[tuple[int, ...], _Layout] = {}
 
     def __enter__(self) -> LambdaRunner:
         return self
@@ -325,23 +339,34 @@ class LambdaRunner:
         return z.pid if z is not None and z.alive() else None
 
     def paths(self, fn: Function) -> list[str]:
-        """The function's unpacked code, its layers' ``python`` folders and the runtime.
+        """The function's unpacked code, its layers' ``python`` folders and the runtime."""
+        return list(self._layout(fn).paths)
 
-        Laid out once per archive object: hashing an archive reads all of it, and a drivers
-        layer is megabytes (hashed per invocation it was the drill's largest CPU cost)."""
+    def _layout(self, fn: Function) -> _Layout:
+        """Laid out once per archive object: hashing an archive reads all of it, and a drivers
+        layer is megabytes (hashed per invocation it was the drill's largest CPU cost).
+
+        The server: none (spawn) when the code or a layer ships its own copy of a runtime
+        module (its copy wins, as on Lambda); the layerless one when the code ships a package
+        of a layer's name; else the one for exactly these layers."""
         key = (id(fn.code), *(id(layer) for layer in fn.layers))
         with self._zlock:
-            cached = self._paths.get(key)
-        if cached is not None and all(Path(p).is_dir() for p in cached):
-            return list(cached)
+            cached = self._layouts.get(key)
+        if cached is not None and all(Path(p).is_dir() for p in cached.paths):
+            return cached
         code = materialize(fn.code, self.cache_root / "packages")
-        layers = [materialize(layer, self.cache_root / "layers") for layer in fn.layers]
-        out = [str(code), *(str(p / "python") for p in layers), str(self.runtime)]
+        layers = tuple(str(materialize(layer, self.cache_root / "layers") / "python")
+                       for layer in fn.layers)
+        paths = [str(code), *layers, str(self.runtime)]
+        server: tuple[str, ...] | None = layers
+        if any(_ships(p, self._runtime_modules) for p in paths[:-1]):
+            server = None
+        elif _ships(paths[0], layer_modules(layers)):
+            server = ()
+        layout = _Layout(paths, server, (fn.code, *fn.layers))
         with self._zlock:
-            # The archives are kept alive with the paths, so their ids are never reused.
-            self._paths[key] = out
-            self._archives[key] = (fn.code, *fn.layers)
-        return list(out)
+            self._layouts[key] = layout
+        return layout
 
     def environment(self, fn: Function, code_dir: str) -> dict[str, str]:
         env = compressed_env(fn.env, self.compression)
@@ -370,7 +395,8 @@ class LambdaRunner:
         if fn is None:
             raise LookupError(f"function {name!r} is not deployed; deployed: "
                               f"{', '.join(sorted(self.deployment.functions))}")
-        paths = self.paths(fn)
+        layout = self._layout(fn)
+        paths = layout.paths
         request_id = str(uuid.uuid4())
         request = {"event": event, "request_id": request_id, "arn": fn.arn,
                    "timeout_s": fn.timeout_s}
@@ -378,8 +404,8 @@ class LambdaRunner:
         limit = fn.timeout_s + START_ALLOWANCE_S
         started = time.monotonic()
         done: Exit | None = None
-        if not self._shadows_runtime(paths):
-            layers = self._layer_set(paths)
+        if layout.server is not None:
+            layers = layout.server
             for _ in range(2):  # a dead server is replaced once; nothing ran on it
                 zygote = self._fork_server(layers)
                 if zygote is None:
@@ -395,21 +421,6 @@ class LambdaRunner:
         if done is None:
             done = _spawn(paths, env, request, limit)
         return _invocation(name, request_id, fn.timeout_s, done, time.monotonic() - started)
-
-    def _shadows_runtime(self, paths: list[str]) -> bool:
-        return any((Path(p) / m).exists() or (Path(p) / f"{m}.py").exists()
-                   for p in paths[:-1] for m in self._runtime_modules)
-
-    def _layer_set(self, paths: list[str]) -> tuple[str, ...]:
-        """The fork server a function uses: the one for its layers, or the layerless one
-        when its own code ships a package of the same name as one of theirs (its copy
-        must win, as it would on Lambda)."""
-        layers = tuple(paths[1:-1])
-        code = Path(paths[0])
-        if any((code / m).exists() or (code / f"{m}.py").exists()
-               for m in layer_modules(layers)):
-            return ()
-        return layers
 
     def _fork_server(self, layers: tuple[str, ...] = ()) -> Zygote | None:
         """The running fork server for ``layers``, started or restarted (at most
