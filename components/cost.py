@@ -60,6 +60,17 @@ _R53 = "https://aws.amazon.com/route53/pricing/"
 _LAMBDA = "https://aws.amazon.com/lambda/pricing/"
 _CW = "https://aws.amazon.com/cloudwatch/pricing/"
 _SCF = "https://www.tencentcloud.com/document/product/583/17299"
+_TDSQLC = "https://intl.cloud.tencent.com/document/product/1098/51974"
+#: The smallest compute a TDSQL-C Serverless cluster can be held at ("Service Features",
+#: 1098/52035: "The minimum capacity ... can be configured down to 0.25 CCU").
+TDSQLC_MIN_CCU = 0.25
+#: Regions the Serverless billing page prices, by price pair (1098/51974).
+TDSQLC_PRICES = {
+    **dict.fromkeys(("ap-guangzhou", "ap-shanghai", "ap-beijing", "ap-nanjing"),
+                    ("tdsqlc_ccu", "tdsqlc_storage")),
+    **dict.fromkeys(("ap-hongkong", "ap-singapore", "na-siliconvalley", "na-ashburn"),
+                    ("tdsqlc_ccu_intl", "tdsqlc_storage_intl")),
+}
 
 #: Every price used here. Stored copies: the Route 53 and Secrets Manager pages as
 #: transcribed verbatim on 2026-09-20 (api-evangelist harvest, docs corpus) and the SCF basic
@@ -99,6 +110,16 @@ PRICES: dict[str, Price] = {
                          "product/1140", "-", False),
     "dnspod_plan": Price(None, "DNSPod plan-month", "https://www.dnspod.com/pricing", "-",
                          False),
+    # TDSQL-C for MySQL Serverless, Guangzhou/Shanghai/Beijing/Nanjing ("Billing Overview" of
+    # the Serverless service, 1098/51974, last updated 2024-04-25: stored copy).
+    "tdsqlc_ccu": Price(0.00001397, "CCU-second (Serverless, Chinese mainland regions)",
+                        _TDSQLC, "2024-04-25", True),
+    "tdsqlc_storage": Price(0.00072, "GB-hour (Serverless storage, Chinese mainland regions)",
+                            _TDSQLC, "2024-04-25", True),
+    "tdsqlc_ccu_intl": Price(0.00001529, "CCU-second (Serverless, Hong Kong, Singapore, "
+                             "Silicon Valley, Virginia)", _TDSQLC, "2024-04-25", True),
+    "tdsqlc_storage_intl": Price(0.000792, "GB-hour (Serverless storage, outside the Chinese "
+                                 "mainland)", _TDSQLC, "2024-04-25", True),
 }
 
 
@@ -115,10 +136,21 @@ class CostLine:
     """Monthly cost; ``None`` when the price is unknown."""
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """An alternative priced beside the plan, never added to its total."""
+
+    item: str
+    usd: float
+    basis: str
+    prices: tuple[str, ...]
+
+
 @dataclass
 class IdleCost:
     cloud: str
     lines: list[CostLine] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -154,14 +186,20 @@ class IdleCost:
         out += ["", f"idle HA overhead: {self.total_text()}",
                 f"compare: one Route 53 ARC cluster at ${ARC_CLUSTER_USD_PER_HOUR:g}/hour = "
                 f"${self.arc_usd:,.0f}/month ({share}; ARC is only the switch, monitors and "
-                "replicas come on top)", "", "prices:"]
-        for key in sorted({line.price for line in self.lines} | {"arc_cluster"}):
+                "replicas come on top)"]
+        out += [f"compare: {c.item}: ${c.usd:,.2f}/month ({c.basis})" for c in self.comparisons]
+        out += ["", "prices:"]
+        for key in self._price_keys():
             out.append(f"  {key}: {PRICES[key].text()}")
         out += [f"  note: {n}" for n in self.notes]
         return "\n".join(out)
 
+    def _price_keys(self) -> list[str]:
+        keys = {line.price for line in self.lines} | {"arc_cluster"}
+        return sorted(keys.union(*(c.prices for c in self.comparisons)))
+
     def as_dict(self) -> dict[str, Any]:
-        keys = sorted({line.price for line in self.lines} | {"arc_cluster"})
+        keys = self._price_keys()
         return {
             "cloud": self.cloud,
             "hours_per_month": HOURS_PER_MONTH,
@@ -172,6 +210,9 @@ class IdleCost:
             "unknown": self.unknown,
             "lower_bound": bool(self.unknown),
             "arc_cluster_usd_per_month": self.arc_usd,
+            "comparisons": [{"item": c.item, "usd_per_month": round(c.usd, 4),
+                             "basis": c.basis, "prices": list(c.prices)}
+                            for c in self.comparisons],
             "prices": {k: {"usd": PRICES[k].usd, "per": PRICES[k].per,
                            "source": PRICES[k].source, "as_of": PRICES[k].as_of,
                            "verified_offline": PRICES[k].verified} for k in keys},
@@ -427,6 +468,24 @@ def _tencent_resource_lines(plan: Plan) -> list[CostLine]:
     return out
 
 
+def _tencent_state_store_comparison(plan: Plan) -> Comparison | None:
+    """What the same lease protocol would cost on TDSQL-C Serverless: a sourced figure beside
+    the CDB line, whose price is not stored offline. Monitors connect every round, so the
+    cluster never auto-pauses and stays at its floor. Not part of the deployed total."""
+    keys = TDSQLC_PRICES.get(plan.spec.data_standby_region)
+    if keys is None:
+        return None
+    compute = TDSQLC_MIN_CCU * SECONDS_PER_MONTH * (PRICES[keys[0]].usd or 0.0)
+    storage = HOURS_PER_MONTH * (PRICES[keys[1]].usd or 0.0)
+    return Comparison(
+        "the state store on TDSQL-C Serverless instead of CDB", compute + storage,
+        f"not deployed: {TDSQLC_MIN_CCU:g} CCU floor all month (never paused: monitors connect "
+        f"every round) ${compute:,.2f} + 1 GB stored ${storage:,.2f}; the CDB price for this "
+        f"plan comes from cdb DescribeDBPrice (Region {plan.spec.data_standby_region}, Memory "
+        "1000, Volume 25, InstanceRole master, PayType HOUR_PAID)",
+        keys)
+
+
 def idle_overhead(plan: Plan) -> IdleCost:
     """The monthly cost of standing by: everything the topology runs whether or not anything
     fails. An idle standby Lambda or SCF function costs nothing (billed per invocation)."""
@@ -438,6 +497,12 @@ def idle_overhead(plan: Plan) -> IdleCost:
         cost.lines += _aws_resource_lines(plan, loads)
     else:
         cost.lines += _tencent_resource_lines(plan)
+        state_store = _tencent_state_store_comparison(plan)
+        if state_store is not None:
+            cost.comparisons.append(state_store)
+        else:
+            cost.notes.append(f"state store: no TDSQL-C Serverless price is stored for "
+                              f"{plan.spec.data_standby_region}; see {_TDSQLC}")
     witness = getattr(plan.spec, "witness", None)
     cost.notes.append("witness: " + ("its monitors are counted with the others above"
                                      if witness is not None else "none in this spec"))

@@ -144,3 +144,21 @@ def test_a_monitor_outside_the_region_pair_runs_on_the_defaults(aws_dev: Plan) -
     extra = loads[-1]
     assert (extra.layer, extra.region) == ("witness", "eu-west-1")
     assert extra.seconds_each == 42 and extra.rounds_each == 5  # monitor.defaults: 10 s, 2 s
+
+
+def test_tencent_state_store_is_compared_with_tdsql_c_serverless_at_its_floor() -> None:
+    cost = idle_overhead(make_plan("tencent-dev", ROOT))
+    [cmp] = cost.comparisons
+    # 0.25 CCU x 730 h x 3600 s x $0.00001397 + 1 GB x 730 h x $0.00072 (1098/51974)
+    assert cmp.usd == pytest.approx(0.25 * 730 * 3600 * 0.00001397 + 730 * 0.00072)
+    assert cmp.prices == ("tdsqlc_ccu", "tdsqlc_storage")
+    # a comparison is never part of the deployed total, nor an "unknown" in it
+    assert cost.known_usd == pytest.approx(1.86)
+    assert all("TDSQL-C" not in item for item in cost.unknown)
+    table = cost.table()
+    assert "compare: the state store on TDSQL-C Serverless instead of CDB: $9.70/month" in table
+    assert "DescribeDBPrice (Region ap-shanghai" in table
+    assert "tdsqlc_ccu: $1.397e-05 per CCU-second" in table
+    doc = cost.as_dict()
+    assert doc["comparisons"][0]["usd_per_month"] == pytest.approx(cmp.usd, abs=1e-4)
+    assert "tdsqlc_storage" in doc["prices"]
