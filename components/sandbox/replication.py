@@ -29,16 +29,14 @@ deployment's plan inputs (``Created.inputs``), and stops by itself after ``max_r
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from components.sandbox.deploy_model import Deployment
+from components.sandbox.replicator import Replicator
 
 TABLE_TYPE = "aws:dynamodb/table:Table"
 GLOBAL_TABLES_VERSION = "2019.11.21"
@@ -171,46 +169,28 @@ class _Stream:
             self.iterators[shard] = out.get("NextShardIterator")
 
 
-class GlobalTableReplicator:
+class GlobalTableReplicator(Replicator):
     """Replicates the deployment's global tables between their replica regions (see the
     module docstring). ``start()``/``stop()`` or use as a context manager."""
+
+    thread_name = "global-table-replicator"
+    holds = "replica"
+    max_delay_s = 60.0
+    idle_poll_max_s = IDLE_POLL_MAX_S
 
     def __init__(self, deployment: Deployment, delay_s: float = 0.5, poll_s: float = 0.1,
                  max_run_s: float = 3600.0,
                  tables: Iterable[GlobalTable] | None = None) -> None:
-        if not 0 <= delay_s <= 60:
-            raise ValueError(f"delay_s: {delay_s}; allowed: 0..60 seconds")
-        if not 0.01 <= poll_s <= 5:
-            raise ValueError(f"poll_s: {poll_s}; allowed: 0.01..5 seconds")
-        if max_run_s <= 0:
-            raise ValueError(f"max_run_s: {max_run_s}; allowed: > 0 seconds")
-        self.deployment = deployment
-        self.delay_s, self.poll_s, self.max_run_s = delay_s, poll_s, max_run_s
+        super().__init__(deployment, delay_s, poll_s, max_run_s)
         self.tables = list(global_tables(deployment) if tables is None else tables)
         self.regions = sorted({r for t in self.tables for r in t.regions})
         self.counters = Counters()
         self.directions = {(a, b): Direction(a, b) for t in self.tables
                            for a in t.regions for b in t.regions if a != b}
-        self._down: set[str] = set()
-        self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._clients: dict[tuple[str, str], Any] = {}
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._slots: dict[tuple[str, str, str], _Slot] = {}
         self._pending: dict[tuple[str, str, str], deque[tuple[Version, str]]] = {}
-        self._rounds = 0
-        self._idle_rounds = 0
-
-    # -- control ------------------------------------------------------------------------
-
-    def start(self) -> GlobalTableReplicator:
-        """``open()``, then replicate in a thread until ``stop()`` or ``max_run_s``."""
-        self.open()
-        self._thread = threading.Thread(target=self._run, name="global-table-replicator",
-                                        daemon=True)
-        self._thread.start()
-        return self
 
     def open(self) -> None:
         """Check every replica's stream and open it at its start (nothing is replicated until
@@ -225,39 +205,6 @@ class GlobalTableReplicator:
                         f"table replica needs StreamEnabled with {STREAM_VIEW}")
                 self._streams[(t.name, region)] = _Stream(
                     self._client("dynamodbstreams", region), str(desc["LatestStreamArn"]))
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-
-    def __enter__(self) -> GlobalTableReplicator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _check_region(self, region: str) -> None:
-        if region not in self.regions:
-            raise ValueError(f"region {region!r} holds no replica; replica regions: "
-                             f"{', '.join(self.regions) or '(none)'}")
-
-    def cut(self, region: str) -> None:
-        """The region is down: it neither sends nor receives until ``heal``."""
-        self._check_region(region)
-        with self._lock:
-            self._down.add(region)
-
-    def heal(self, region: str) -> None:
-        """The region is back: what waited for it flows, in order."""
-        self._check_region(region)
-        with self._lock:
-            self._down.discard(region)
-
-    @property
-    def down(self) -> set[str]:
-        with self._lock:
-            return set(self._down)
 
     # -- figures ------------------------------------------------------------------------
 
@@ -288,23 +235,6 @@ class GlobalTableReplicator:
                                   "max_latency_s": round(x.max_latency_s, 3)}
                     for (a, b), x in sorted(self.directions.items())}
 
-    def wait_idle(self, timeout_s: float = 10.0) -> bool:
-        """Until every stream is read to its end, every change between regions that are up
-        is applied and every replicated write's echo is seen (True), or ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        with self._lock:
-            first = self._rounds
-        while time.monotonic() < deadline:
-            with self._lock:
-                # Two idle rounds, both begun after this call: a round that was running
-                # when it was made may have read the streams before the caller's writes.
-                if self._idle_rounds >= 2 and self._rounds >= first + 3:
-                    return True
-            if self._thread is None or not self._thread.is_alive():
-                return False
-            time.sleep(self.poll_s / 2)
-        return False
-
     # -- the loop -----------------------------------------------------------------------
 
     def _client(self, service: str, region: str) -> Any:
@@ -313,22 +243,9 @@ class GlobalTableReplicator:
             self._clients[key] = self.deployment.client(service, region)
         return self._clients[key]
 
-    def _run(self) -> None:
-        deadline = time.monotonic() + self.max_run_s
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                self.step()
-            except (ClientError, BotoCoreError) as exc:
-                # A failed round changes nothing half-way that the next round cannot redo:
-                # a record is consumed only after it was handled.
-                with self._lock:
-                    self.counters.errors += 1
-                    self.counters.last_error = f"{type(exc).__name__}: {exc}"
-                    self._idle_rounds = 0
-            # Idle rounds back off (moto serves the functions too); a busy one resets.
-            with self._lock:
-                idle = min(self._idle_rounds, 4)
-            self._stop.wait(min(max(self.poll_s, IDLE_POLL_MAX_S), self.poll_s * 2 ** idle))
+    def _failed(self, exc: Exception) -> None:
+        self.counters.errors += 1
+        self.counters.last_error = f"{type(exc).__name__}: {exc}"
 
     def step(self) -> None:
         """One round: read every stream, then apply what is due."""
@@ -364,8 +281,7 @@ class GlobalTableReplicator:
                           and d.target not in self._down for d in self.directions.values())
             echoes = any(self._pending.values()) or any(
                 s.buffer for s in self._streams.values())
-            self._rounds += 1
-            self._idle_rounds = 0 if busy or waiting or echoes else self._idle_rounds + 1
+            self._round_done(busy or waiting or echoes)
 
     def _key(self, t: GlobalTable, item: dict[str, Any]) -> tuple[dict[str, Any], str]:
         key = {a: item[a] for a in t.key_attrs}

@@ -24,15 +24,13 @@ It runs with the deployer's credentials and stops by itself after ``max_run_s``.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from components.sandbox.deploy_model import Deployment
+from components.sandbox.replicator import Replicator
 
 CONFIG_TYPE = "aws:s3/bucketReplicationConfig:BucketReplicationConfig"
 #: Versions listed per source bucket per round (one ListObjectVersions page).
@@ -107,17 +105,17 @@ class _Route:
     max_latency_s: float = 0.0
 
 
-class BucketReplicator:
+class BucketReplicator(Replicator):
     """Copies new object versions along the plan's replication rules (module docstring)."""
+
+    thread_name = "bucket-replicator"
+    holds = "replicated bucket"
+    max_delay_s = 900.0
+    idle_poll_max_s = IDLE_POLL_MAX_S
 
     def __init__(self, deployment: Deployment, delay_s: float = 0.5, poll_s: float = 0.2,
                  max_run_s: float = 3600.0) -> None:
-        if not 0 <= delay_s <= 900:
-            raise ValueError(f"delay_s: {delay_s}; allowed: 0..900 seconds")
-        if not 0.01 <= poll_s <= 5:
-            raise ValueError(f"poll_s: {poll_s}; allowed: 0.01..5 seconds")
-        self.deployment = deployment
-        self.delay_s, self.poll_s, self.max_run_s = delay_s, poll_s, max_run_s
+        super().__init__(deployment, delay_s, poll_s, max_run_s)
         self.rules = replication_rules(deployment)
         self.regions = sorted({r.source_region for r in self.rules}
                               | {r.target_region for r in self.rules})
@@ -127,48 +125,7 @@ class BucketReplicator:
         self.last_error = ""
         self._seen: dict[str, set[str]] = {r.source: set() for r in self.rules}
         self._mine: set[tuple[str, str]] = set()
-        self._down: set[str] = set()
-        self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._clients: dict[str, Any] = {}
-        self._rounds = 0
-        self._idle_rounds = 0
-
-    def start(self) -> BucketReplicator:
-        self._thread = threading.Thread(target=self._run, name="bucket-replicator", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-
-    def __enter__(self) -> BucketReplicator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def cut(self, region: str) -> None:
-        if region not in self.regions:
-            raise ValueError(f"region {region!r} holds no replicated bucket; regions: "
-                             f"{', '.join(self.regions) or '(none)'}")
-        with self._lock:
-            self._down.add(region)
-
-    def heal(self, region: str) -> None:
-        if region not in self.regions:
-            raise ValueError(f"region {region!r} holds no replicated bucket; regions: "
-                             f"{', '.join(self.regions) or '(none)'}")
-        with self._lock:
-            self._down.discard(region)
-
-    @property
-    def down(self) -> set[str]:
-        with self._lock:
-            return set(self._down)
 
     def backlog(self, source: str, target: str) -> int:
         with self._lock:
@@ -182,40 +139,14 @@ class BucketReplicator:
                                   "max_latency_s": round(r.max_latency_s, 3)}
                     for (a, b), r in sorted(self.routes.items())}
 
-    def wait_idle(self, timeout_s: float = 10.0) -> bool:
-        """Until two rounds begun after this call found nothing to copy between regions that
-        are up (True), or ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        with self._lock:
-            first = self._rounds
-        while time.monotonic() < deadline:
-            with self._lock:
-                if self._idle_rounds >= 2 and self._rounds >= first + 3:
-                    return True
-            if self._thread is None or not self._thread.is_alive():
-                return False
-            time.sleep(self.poll_s / 2)
-        return False
-
     def _client(self, region: str) -> Any:
         if region not in self._clients:
             self._clients[region] = self.deployment.client("s3", region)
         return self._clients[region]
 
-    def _run(self) -> None:
-        deadline = time.monotonic() + self.max_run_s
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                self.step()
-            except (ClientError, BotoCoreError) as exc:
-                with self._lock:
-                    self.errors += 1
-                    self.last_error = f"{type(exc).__name__}: {exc}"
-                    self._idle_rounds = 0
-            # Idle rounds back off (moto serves the functions too); a busy one resets.
-            with self._lock:
-                idle = min(self._idle_rounds, 4)
-            self._stop.wait(min(max(self.poll_s, IDLE_POLL_MAX_S), self.poll_s * 2 ** idle))
+    def _failed(self, exc: Exception) -> None:
+        self.errors += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
 
     def step(self) -> None:
         busy = False
@@ -236,8 +167,7 @@ class BucketReplicator:
             waiting = any(r.queue and not ({r.queue[0].rule.source_region,
                                             r.queue[0].rule.target_region} & self._down)
                           for r in self.routes.values())
-            self._rounds += 1
-            self._idle_rounds = 0 if busy or waiting else self._idle_rounds + 1
+            self._round_done(busy or waiting)
 
     def _scan(self, source: str) -> bool:
         rules = [r for r in self.rules if r.source == source]
