@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import random
-import shlex
-import signal
 import sys
-import time
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from components.sandbox.migrate_demo_run import Closable, Demo, WriteOnce, run
 from components.sandbox.pg import APP, PgPair, ensure_postgres
 
 SCHEMA = [
@@ -42,61 +41,34 @@ def write_once(c: Any, rng: random.Random, top: int, n: int) -> None:
                   "SET v = pairs.v + 1", (k % 50, f"k{k}", k))
 
 
-def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM stops the servers as Ctrl-C does
+def setup(args: argparse.Namespace, servers: list[Closable]) -> Demo:
+    src = PgPair(wal_level="logical", with_standby=False)
+    servers.append(src)
+    dst = PgPair(wal_level="logical", with_standby=False)
+    servers.append(dst)
+    src.start()
+    dst.start()
+    for p in (src, dst):
+        with p.connect("primary", APP) as c:
+            for stmt in SCHEMA:
+                c.execute(stmt)
+    with src.connect("primary", APP) as c:
+        c.execute("INSERT INTO items (name, qty) SELECT 'n' || g, g "
+                  "FROM generate_series(1, %s) g", (args.rows,))
+        c.execute("INSERT INTO pairs SELECT g %% 50, 'k' || g, g / 3.0 "
+                  "FROM generate_series(1, %s) g", (max(1, args.rows // 10),))
+
+    @contextmanager
+    def writer() -> Iterator[WriteOnce]:
+        with src.connect("primary", APP) as c:
+            yield lambda rng, top, n: write_once(c, rng, top, n)
+
+    return Demo(src.url(), dst.url(), writer)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m components.sandbox.migrate_demo",
-                                 description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument("--dir", type=Path, default=Path(".migrate-demo"))
-    ap.add_argument("--rows", type=int, default=100_000, choices=range(1, 10_000_001),
-                    metavar="1..10000000")
-    ap.add_argument("--write-seconds", type=float, default=40.0)
-    ap.add_argument("--hold-seconds", type=float, default=3600.0)
-    args = ap.parse_args(argv)
-    ensure_postgres(lambda m: print(m, file=sys.stderr))
-    args.dir.mkdir(parents=True, exist_ok=True)
-    src = PgPair(wal_level="logical", with_standby=False)
-    dst = PgPair(wal_level="logical", with_standby=False)
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        src.start()
-        dst.start()
-        for p in (src, dst):
-            with p.connect("primary", APP) as c:
-                for stmt in SCHEMA:
-                    c.execute(stmt)
-        with src.connect("primary", APP) as c:
-            c.execute("INSERT INTO items (name, qty) SELECT 'n' || g, g "
-                      "FROM generate_series(1, %s) g", (args.rows,))
-            c.execute("INSERT INTO pairs SELECT g %% 50, 'k' || g, g / 3.0 "
-                      "FROM generate_series(1, %s) g", (max(1, args.rows // 10),))
-        env = args.dir / "env"
-        env.write_text(f"SOURCE={shlex.quote(src.url())}\nTARGET={shlex.quote(dst.url())}\n")
-        env.chmod(0o600)
-        print(f"source and target up; URLs in {env} (source it: . {env})", flush=True)
-        rng, n, errors = random.Random(7), 0, 0
-        end = time.monotonic() + args.write_seconds
-        with src.connect("primary", APP) as c:
-            while time.monotonic() < end:
-                try:
-                    write_once(c, rng, args.rows, n)
-                    n += 1
-                except Exception as exc:
-                    errors += 1
-                    print(f"write error: {exc}", file=sys.stderr)
-                time.sleep(0.002)
-        print(f"writes stopped after {n} writes ({errors} errors); holding the servers "
-              "(Ctrl-C stops them)", flush=True)
-        time.sleep(args.hold_seconds)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        src.close()
-        dst.close()
-        print("servers stopped", flush=True)
-    return 0
+    return run("python -m components.sandbox.migrate_demo", __doc__, ".migrate-demo", argv,
+               ensure_postgres, setup)
 
 
 if __name__ == "__main__":

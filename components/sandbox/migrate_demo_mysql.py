@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import random
-import shlex
-import signal
 import sys
-import time
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from components.sandbox.mariadb import ADMIN, APP, MariaPair, MariaServer, ensure_mariadb
+from components.sandbox.migrate_demo_run import Closable, Demo, WriteOnce, run
 from components.sandbox.pg import free_port
 
 SCHEMA = [
@@ -82,64 +81,34 @@ def write_once(cur: Any, rng: random.Random, top: int, n: int) -> None:
                     "v = v + 1", (k % 50, f"k{k}", k))
 
 
-def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM stops the servers as Ctrl-C does
+def setup(args: argparse.Namespace, servers: list[Closable]) -> Demo:
+    src = solo(1)
+    servers.append(src)
+    dst = solo(2)
+    servers.append(dst)
+    for p in (src, dst):
+        with p.connect("primary") as c:
+            for stmt in SCHEMA:
+                c.cursor().execute(stmt)
+    with src.connect("primary") as c:
+        cur = c.cursor()
+        cur.execute("INSERT INTO items (name, qty) SELECT CONCAT('n', seq), seq "
+                    "FROM seq_1_to_%s", (args.rows,))
+        cur.execute("INSERT INTO pairs SELECT seq %% 50, CONCAT('k', seq), seq / 3 "
+                    "FROM seq_1_to_%s", (max(1, args.rows // 10),))
+
+    @contextmanager
+    def writer() -> Iterator[WriteOnce]:
+        with src.connect("primary", APP) as c:
+            cur = c.cursor()
+            yield lambda rng, top, n: write_once(cur, rng, top, n)
+
+    return Demo(url(src), url(dst), writer)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m components.sandbox.migrate_demo_mysql",
-                                 description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument("--dir", type=Path, default=Path(".migrate-demo-mysql"))
-    ap.add_argument("--rows", type=int, default=100_000, choices=range(1, 10_000_001),
-                    metavar="1..10000000")
-    ap.add_argument("--write-seconds", type=float, default=40.0)
-    ap.add_argument("--hold-seconds", type=float, default=3600.0)
-    args = ap.parse_args(argv)
-    ensure_mariadb(lambda m: print(m, file=sys.stderr))
-    args.dir.mkdir(parents=True, exist_ok=True)
-    signal.signal(signal.SIGTERM, _interrupt)
-    pairs: list[MariaPair] = []
-    try:
-        src = solo(1)
-        pairs.append(src)
-        dst = solo(2)
-        pairs.append(dst)
-        for p in (src, dst):
-            with p.connect("primary") as c:
-                for stmt in SCHEMA:
-                    c.cursor().execute(stmt)
-        with src.connect("primary") as c:
-            cur = c.cursor()
-            cur.execute("INSERT INTO items (name, qty) SELECT CONCAT('n', seq), seq "
-                        "FROM seq_1_to_%s", (args.rows,))
-            cur.execute("INSERT INTO pairs SELECT seq %% 50, CONCAT('k', seq), seq / 3 "
-                        "FROM seq_1_to_%s", (max(1, args.rows // 10),))
-        env = args.dir / "env"
-        env.write_text(f"SOURCE={shlex.quote(url(src))}\nTARGET={shlex.quote(url(dst))}\n")
-        env.chmod(0o600)
-        print(f"source and target up; URLs in {env} (source it: . {env})", flush=True)
-        rng, n, errors = random.Random(7), 0, 0
-        end = time.monotonic() + args.write_seconds
-        with src.connect("primary", APP) as c:
-            cur = c.cursor()
-            while time.monotonic() < end:
-                try:
-                    write_once(cur, rng, args.rows, n)
-                    n += 1
-                except Exception as exc:
-                    errors += 1
-                    print(f"write error: {exc}", file=sys.stderr)
-                time.sleep(0.002)
-        print(f"writes stopped after {n} writes ({errors} errors); holding the servers "
-              "(Ctrl-C stops them)", flush=True)
-        time.sleep(args.hold_seconds)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for p in pairs:
-            p.close()
-        print("servers stopped", flush=True)
-    return 0
+    return run("python -m components.sandbox.migrate_demo_mysql", __doc__,
+               ".migrate-demo-mysql", argv, ensure_mariadb, setup)
 
 
 if __name__ == "__main__":
