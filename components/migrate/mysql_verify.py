@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from components.migrate import verify
 from components.migrate.mysql_sql import Table, q
 from components.migrate.state import Chunk
+from components.migrate.verify import ChunkQueries, Counts
 
 Bounds = tuple[tuple[Any, ...] | None, tuple[Any, ...] | None]
 
@@ -59,55 +60,18 @@ def key_hashes(conn: Any, t: Table, keys: list[str]) -> dict[str, str]:
         return {_key_text(tuple(r[:-1])): str(r[-1]) for r in cur.fetchall()}
 
 
+def _bound_text(b: Bounds) -> tuple[str, str]:
+    return (_key_text(b[0]) if b[0] else "null", _key_text(b[1]) if b[1] else "null")
+
+
+QUERIES: ChunkQueries[Table, Bounds] = ChunkQueries(
+    name=lambda t: t.name, bounds=bounds, chunk_hash=chunk_hash, row_hashes=row_hashes,
+    key_hashes=key_hashes, bound_text=_bound_text)
+
+
 def compare(primary: Any, replica: Any, tables: list[Table], chunk_rows: int,
-            drain: Callable[[], None], rechecks: int, exact: bool = False
-            ) -> tuple[dict[str, dict[str, int]], list[Chunk], list[str], int]:
-    """Checksum every chunk on ``primary``, let the replica catch up to that moment
-    (``drain``), checksum it there; list the rows of differing chunks and re-check only those
-    keys, up to ``rechecks`` rounds (a row changed after the primary's read differs until
-    its change is replayed). With ``exact`` (writes stopped) there is no re-check: any
-    difference is real. Returns per-table counts, the chunks, the differing keys, rounds."""
-    plan = [(t, i, b) for t in tables for i, b in enumerate(bounds(primary, t, chunk_rows))]
-
-    def hashes(conn: Any) -> dict[tuple[str, int], tuple[int, str]]:
-        return {(t.name, i): chunk_hash(conn, t, b) for t, i, b in plan}
-
-    if exact:
-        drain()
-        with ThreadPoolExecutor(max_workers=2) as pool:  # one connection per thread
-            fp, fr = pool.submit(hashes, primary), pool.submit(hashes, replica)
-            p, r = fp.result(), fr.result()
-    else:
-        p = hashes(primary)
-        drain()
-        r = hashes(replica)
-    differing: dict[tuple[str, int], set[str]] = {}
-    for t, i, b in plan:
-        if p[(t.name, i)] != r[(t.name, i)]:
-            x, y = row_hashes(primary, t, b), row_hashes(replica, t, b)
-            differing[(t.name, i)] = {k for k in x.keys() | y.keys() if x.get(k) != y.get(k)}
-    by_name = {t.name: t for t in tables}
-    rounds = 0
-    while not exact and rounds < rechecks and any(differing.values()):
-        rounds += 1
-        seen = {ck: key_hashes(primary, by_name[ck[0]], sorted(ks))
-                for ck, ks in differing.items() if ks}
-        drain()
-        for ck, ks in differing.items():
-            if ks:
-                z = key_hashes(replica, by_name[ck[0]], sorted(ks))
-                differing[ck] = {k for k in ks if seen[ck].get(k) != z.get(k)}
-    chunks: list[Chunk] = []
-    keys: list[str] = []
-    per_table = {t.name: {"rows_source": 0, "rows_target": 0, "mismatches": 0} for t in tables}
-    for t, i, b in plan:
-        (np_, hp), (nr, hr) = p[(t.name, i)], r[(t.name, i)]
-        diff = sorted(differing.get((t.name, i), ()))
-        state = "match" if (np_, hp) == (nr, hr) else "mismatch" if diff else "rechecked"
-        per_table[t.name]["mismatches"] += len(diff)
-        keys += [f"{t.name}{k}" for k in diff[:20]]
-        per_table[t.name]["rows_source"] += np_
-        per_table[t.name]["rows_target"] += nr
-        chunks.append(Chunk(t.name, i, _key_text(b[0]) if b[0] else "null",
-                            _key_text(b[1]) if b[1] else "null", np_, nr, hp, hr, state))
-    return per_table, chunks, keys, rounds
+            drain: Callable[[], None], rechecks: int, exact: bool = False,
+            ) -> tuple[Counts, list[Chunk], list[str], int]:
+    """``verify.compare`` with this engine's queries (see ``components.migrate.verify``)."""
+    return verify.compare(QUERIES, primary, replica, tables, chunk_rows, drain, rechecks,
+                          exact)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from psycopg import sql
 
+from components.migrate import verify
 from components.migrate.state import Chunk
+from components.migrate.verify import ChunkQueries, Counts
 
 
 @dataclass(frozen=True)
@@ -134,58 +135,18 @@ def key_hashes(conn: Any, t: Table, keys: list[str]) -> dict[str, str]:
         return {str(k): str(h) for k, h in cur.fetchall()}
 
 
+def _bound_text(b: Bounds) -> tuple[str, str]:
+    return (json.dumps(b[0]), json.dumps(b[1]))
+
+
+QUERIES: ChunkQueries[Table, Bounds] = ChunkQueries(
+    name=lambda t: t.qualified, bounds=bounds, chunk_hash=chunk_hash, row_hashes=row_hashes,
+    key_hashes=key_hashes, bound_text=_bound_text)
+
+
 def compare(primary: Any, replica: Any, tables: list[Table], chunk_rows: int,
-            drain: Callable[[], None], rechecks: int, exact: bool = False
-            ) -> tuple[dict[str, dict[str, int]], list[Chunk], list[str], int]:
-    """Hash every chunk on ``primary``, let the replica catch up to that moment (``drain``),
-    hash it there; list the rows of differing chunks and re-check only those keys, up to
-    ``rechecks`` rounds, since a row changed after the primary's read differs until its change
-    is applied (AWS DMS re-validates such busy rows the same way). Returns per-table counts,
-    the chunks, the differing keys and the number of re-check rounds used."""
-    plan = [(t, i, b) for t in tables for i, b in enumerate(bounds(primary, t, chunk_rows))]
-
-    def hashes(conn: Any) -> dict[tuple[str, int], tuple[int, str]]:
-        return {(t.qualified, i): chunk_hash(conn, t, b) for t, i, b in plan}
-
-    if exact:
-        # Exact (writes stopped): nothing moves, so drain first and hash both servers at
-        # once (each on its own connection); this halves the time spent inside a freeze.
-        drain()
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            fp, fr = pool.submit(hashes, primary), pool.submit(hashes, replica)
-            p, r = fp.result(), fr.result()
-    else:
-        p = hashes(primary)
-        drain()
-        r = hashes(replica)
-    differing: dict[tuple[str, int], set[str]] = {}
-    for t, i, b in plan:
-        if p[(t.qualified, i)] != r[(t.qualified, i)]:
-            x, y = row_hashes(primary, t, b), row_hashes(replica, t, b)
-            differing[(t.qualified, i)] = {k for k in x.keys() | y.keys() if x.get(k) != y.get(k)}
-    by_name = {t.qualified: t for t in tables}
-    rounds = 0
-    while not exact and rounds < rechecks and any(differing.values()):
-        rounds += 1
-        seen = {ck: key_hashes(primary, by_name[ck[0]], sorted(ks))
-                for ck, ks in differing.items() if ks}
-        drain()
-        for ck, ks in differing.items():
-            if ks:
-                z = key_hashes(replica, by_name[ck[0]], sorted(ks))
-                differing[ck] = {k for k in ks if seen[ck].get(k) != z.get(k)}
-    chunks: list[Chunk] = []
-    keys: list[str] = []
-    per_table: dict[str, dict[str, int]] = {
-        t.qualified: {"rows_source": 0, "rows_target": 0, "mismatches": 0} for t in tables}
-    for t, i, b in plan:
-        (np_, hp), (nr, hr) = p[(t.qualified, i)], r[(t.qualified, i)]
-        diff = sorted(differing.get((t.qualified, i), ()))
-        state = "match" if (np_, hp) == (nr, hr) else "mismatch" if diff else "rechecked"
-        per_table[t.qualified]["mismatches"] += len(diff)
-        keys += [f"{t.qualified}{k}" for k in diff[:20]]
-        per_table[t.qualified]["rows_source"] += np_
-        per_table[t.qualified]["rows_target"] += nr
-        chunks.append(Chunk(t.qualified, i, json.dumps(b[0]), json.dumps(b[1]), np_, nr, hp, hr,
-                            state))
-    return per_table, chunks, keys, rounds
+            drain: Callable[[], None], rechecks: int, exact: bool = False,
+            ) -> tuple[Counts, list[Chunk], list[str], int]:
+    """``verify.compare`` with this engine's queries (see ``components.migrate.verify``)."""
+    return verify.compare(QUERIES, primary, replica, tables, chunk_rows, drain, rechecks,
+                          exact)
