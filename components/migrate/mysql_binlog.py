@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.migrate.mysql_sql import RUN_ROWS, Change, Table, apply_many
+from components.runtime.sql_failover import BINLOG_STATUS, first_spelling
 
 # The reader warns on every connection when binlog_row_metadata is not FULL; preflight
 # reports that setting itself, once, with the fix.
@@ -52,10 +53,11 @@ class Pos:
 
 
 def master_pos(cur: Any) -> Pos:
-    cur.execute("SHOW MASTER STATUS")
+    # MySQL 8.4 removed SHOW MASTER STATUS: ask with the newest spelling the server knows.
+    first_spelling(cur, BINLOG_STATUS)
     row = cur.fetchone()
     if row is None:
-        raise RuntimeError("binary logging is off (log_bin): SHOW MASTER STATUS is empty")
+        raise RuntimeError("binary logging is off (log_bin): the binary log status is empty")
     return Pos.of(row[0], row[1])
 
 

@@ -25,8 +25,10 @@ _MAX_WAIT_CALL_S = 3.0
 TERMINATE_WAIT_MS = 2000
 
 
-def _my_first(cur: Any, spellings: Sequence[str], args: Sequence[Any] = ()) -> None:
-    """Run the first spelling this server understands."""
+def first_spelling(cur: Any, spellings: Sequence[str], args: Sequence[Any] = ()) -> None:
+    """Run the first spelling this server understands (newest first: MySQL 8.4 removed the
+    ``MASTER``/``SLAVE`` ones, MariaDB 10.11 lacks some new ones). Used by the migration's
+    binlog reader too."""
     last: Exception | None = None
     for sql in spellings:
         try:
@@ -45,7 +47,7 @@ def replica_status(cur: Any) -> dict[str, Any] | None:
     """MySQL/MariaDB replica status with the column names of either era (``Source``/
     ``Replica`` in MySQL 8.0.22+, ``Master``/``Slave`` in MariaDB), normalised to the old
     names; None when the server is not a replica."""
-    _my_first(cur, ("SHOW REPLICA STATUS", "SHOW SLAVE STATUS"))
+    first_spelling(cur, ("SHOW REPLICA STATUS", "SHOW SLAVE STATUS"))
     row = cur.fetchone()
     if row is None:
         return None
@@ -56,8 +58,12 @@ def replica_status(cur: Any) -> dict[str, Any] | None:
     return out
 
 
+#: The binary log's current position, newest spelling first (MySQL 8.2+, MariaDB 10.5.2+, old).
+BINLOG_STATUS = ("SHOW BINARY LOG STATUS", "SHOW BINLOG STATUS", "SHOW MASTER STATUS")
+
+
 def _binlog_position(cur: Any) -> str:
-    _my_first(cur, ("SHOW BINARY LOG STATUS", "SHOW BINLOG STATUS", "SHOW MASTER STATUS"))
+    first_spelling(cur, BINLOG_STATUS)
     row = cur.fetchone()
     if row is None:
         raise SwitchError("the binary log status is empty: binary logging is off on the "
@@ -247,8 +253,8 @@ def wait_caught_up(c: Any, engine: str, target: str, timeout_s: float,
             continue
         file, pos = _pos(target)
         wait = max(0.001, min(left, _MAX_WAIT_CALL_S))
-        _my_first(cur, ("SELECT SOURCE_POS_WAIT(%s, %s, %s)", "SELECT MASTER_POS_WAIT(%s, %s, %s)"),
-                  (file, pos, wait))
+        first_spelling(cur, ("SELECT SOURCE_POS_WAIT(%s, %s, %s)",
+                             "SELECT MASTER_POS_WAIT(%s, %s, %s)"), (file, pos, wait))
         got = cur.fetchone()[0]
         if got is None:  # not a replica, or its SQL thread is stopped: it cannot catch up
             raise SwitchError("the replica's SQL thread is not running: it cannot apply "
@@ -271,6 +277,6 @@ def promote(c: Any, engine: str, timeout_s: float) -> None:
         unfence(c, engine)
         return
     if replica_status(cur) is not None:
-        _my_first(cur, ("STOP REPLICA", "STOP SLAVE"))
-        _my_first(cur, ("RESET REPLICA ALL", "RESET SLAVE ALL"))
+        first_spelling(cur, ("STOP REPLICA", "STOP SLAVE"))
+        first_spelling(cur, ("RESET REPLICA ALL", "RESET SLAVE ALL"))
     unfence(c, engine)

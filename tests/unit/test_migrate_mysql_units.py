@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
+import pymysql
 import pytest
 
 from components.migrate import UrlError, make_adapter
-from components.migrate.mysql_binlog import Pos
+from components.migrate.mysql_binlog import Pos, master_pos
 from components.migrate.mysql_sql import Table
 from components.migrate.urls import endpoint
 
@@ -49,3 +52,36 @@ def test_chunk_select_is_locked_and_continues_after_the_composite_key() -> None:
     assert t.insert_ignore(2).startswith("INSERT IGNORE INTO `pairs`")
     assert t.replace().startswith("REPLACE INTO `pairs`")
     assert Table("we`ird", ("k",), ("k",)).ident == "`we``ird`"
+
+
+class _BinlogStatusCursor:
+    """Answers ``SHOW ... STATUS`` for the binary log as the named server does. MySQL 8.4
+    removed SHOW MASTER STATUS (Reference Manual 8.4, "Changes in MySQL 8.4": a removed
+    statement is syntax error 1064; SHOW BINARY LOG STATUS exists since 8.2); MariaDB 10.11
+    has SHOW BINLOG STATUS (10.5.2+) and SHOW MASTER STATUS, but not SHOW BINARY LOG STATUS.
+    No MySQL 8.4 server installs on Debian, so the answers follow the manuals."""
+
+    KNOWN: ClassVar[dict[str, set[str]]] = {"mysql-8.4": {"SHOW BINARY LOG STATUS"},
+                                            "mariadb-10.11": {"SHOW BINLOG STATUS",
+                                                              "SHOW MASTER STATUS"}}
+
+    def __init__(self, server: str) -> None:
+        self.known = self.KNOWN[server]
+        self.ran: list[str] = []
+
+    def execute(self, sql: str, args: Any = None) -> None:
+        if sql not in self.known:
+            raise pymysql.err.ProgrammingError(1064, f"syntax error near {sql!r}")
+        self.ran.append(sql)
+
+    def fetchone(self) -> Any:
+        return ("binlog.000007", 4711, "", "")
+
+
+@pytest.mark.parametrize(("server", "spoken"), [
+    ("mysql-8.4", "SHOW BINARY LOG STATUS"), ("mariadb-10.11", "SHOW BINLOG STATUS")])
+def test_binlog_position_is_read_on_mysql_84_which_removed_show_master_status(
+        server: str, spoken: str) -> None:
+    cur = _BinlogStatusCursor(server)
+    assert master_pos(cur) == Pos.of("binlog.000007", 4711)
+    assert cur.ran == [spoken]
