@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import components.runtime.aws.kinds  # noqa: F401  registers the "lambda" probe kind (a backend)
 from components.runtime.config import MonitorConfig, StateRef
 from components.runtime.engine import ScopeState, Settings, Side
 from components.runtime.errors import StoreError
